@@ -1,0 +1,15 @@
+"""The settings every use case shares (inventory root, state dir), passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollout.paths import default_inventory_root, default_state_dir
+
+
+@dataclass(frozen=True)
+class Context:
+    inventory_root: Path = default_inventory_root()
+    state_dir: Path = default_state_dir()
+    debug: bool = False

@@ -1,0 +1,115 @@
+"""`rollout validate` and `rollout plan`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rollout.app.planning import load, plan_region
+from rollout.cli.console import console
+from rollout.exitcodes import ExitCode
+from rollout.model.region import Method
+from rollout.render.plan_json import plan_to_json
+from rollout.render.plan_text import render_plan_text
+
+RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text (people, on stderr) or json (stdout).")]
+
+
+def _check_output(output: str) -> None:
+    if output not in ("text", "json"):
+        raise typer.BadParameter(f"--output must be text or json, not {output!r}")
+
+
+def validate(ctx: typer.Context, region: RegionOpt, output: OutputOpt = "text") -> int:
+    """Validate a region's inventory and region.yml statically (no network).
+
+    Reports every problem at once as file:line, host, field, what is wrong and how to fix it;
+    exit code 64 when anything is wrong.
+
+    Examples:
+
+      rollout validate --region example
+
+      rollout validate --region example -o json | jq .nodes
+    """
+    _check_output(output)
+    source = load(ctx.obj, region)
+    r = source.region
+    con = console()
+    if output == "json":
+        con.data(json.dumps({"schema": "rollout.validate/v1", "region": r.name, "valid": True,
+                             "nodes": len(r.nodes), "failure_domains": list(r.failure_domains),
+                             "node_classes": [c.name for c in r.node_classes]}, indent=2) + "\n")
+    else:
+        classes = ", ".join(f"{c.name} ({sum(1 for n in r.nodes if n.node_class == c.name)})" for c in r.node_classes)
+        con.say(f"Region {r.name} is valid: {len(r.nodes)} nodes in {len(r.failure_domains)} "
+                f"{r.failure_domain_level}s; classes: {classes}; method {r.method.value}.", style="green")
+    con.next_command(f"rollout plan --region {region}")
+    return ExitCode.OK
+
+
+def plan(
+    ctx: typer.Context,
+    region: RegionOpt,
+    output: OutputOpt = "text",
+    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Ansible limit pattern: hosts, groups, "
+                                                "wildcards, `:!` exclusions (e.g. 'rack_r1:!ex-r1-n02').")] = None,
+    observed: Annotated[Path | None, typer.Option("--observed", help="Recorded observation JSON "
+                                                  "(schema rollout.observation/v1) instead of unknown.")] = None,
+    reimage: Annotated[list[str] | None, typer.Option("--reimage", help="Plan a re-image of this node "
+                                                      "(repeatable).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Plan with this method instead of region.yml's "
+                                           "(ansible|capi): a migration preview.")] = None,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has "
+                                                    "changes, 0 when it has none.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each action's steps.")] = False,
+) -> int:
+    """Show what `rollout apply` would do: per node an action with its reason, in order.
+
+    Actions: provision, configure, reimage, migrate-to-capi, migrate-to-ansible, none (with the
+    reason it is left alone). Nodes are taken failure domain by failure domain under the policy.
+
+    Examples:
+
+      rollout plan --region example
+
+      rollout plan --region example -o json > plan.json
+
+      rollout plan --region example --limit rack_r1 --reimage ex-r1-n02
+
+      rollout plan --region example --to capi --observed observed.json --detailed-exitcode
+    """
+    _check_output(output)
+    method = None
+    if to is not None:
+        if to not in ("ansible", "capi"):
+            raise typer.BadParameter(f"--to must be ansible or capi, not {to!r}")
+        method = Method(to)
+    result = plan_region(ctx.obj, region, observed=observed, limit=limit,
+                         reimage=frozenset(reimage or ()), method=method)
+    con = console()
+    if output == "json":
+        con.data(plan_to_json(result.plan))
+    else:
+        con.say(render_plan_text(result.plan, result.source.region, verbose=verbose))
+    if result.plan.refusals:
+        con.next_command(f"fix region.yml for the refusals above, then `rollout plan --region {region}` again")
+        return ExitCode.REFUSED
+    if result.plan.has_changes:
+        save = " -o json > plan.json" if output == "text" else ""
+        con.next_command(f"rollout apply --region {region}" + (f" --limit '{limit}'" if limit else "")
+                         + (f"   (or save it: rollout plan --region {region}{save})" if save else ""))
+    else:
+        con.next_command(f"nothing to do; `rollout status --region {region}` shows the nodes")
+    if detailed_exitcode and result.plan.has_changes:
+        return ExitCode.CHANGES_PRESENT
+    return ExitCode.OK
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+    app.command("plan")(plan)
