@@ -104,7 +104,8 @@ class RegionSource:
 
     def secret_values(self) -> list[str]:
         """Every secret leaf value, for redaction and for tests that grep outputs for leaks."""
-        return sorted({v for v in _leaves(self._secrets) if isinstance(v, str) and len(v) >= 6})
+        return sorted({v for k, v in _keyed_leaves(self._secrets) if isinstance(v, str) and len(v) >= 6
+                       and k not in _NOT_SECRET_KEYS})
 
     def bmc_credentials(self, node: Node) -> tuple[str, str]:
         creds = self.secret("vault_bmc_credentials")[node.bmc.credentials]
@@ -147,6 +148,20 @@ def _leaves(obj: Any) -> Iterator[Any]:
             yield from _leaves(v)
     else:
         yield obj
+
+
+_NOT_SECRET_KEYS = frozenset({"username", "user"})  # identities in vault next to their passwords
+
+
+def _keyed_leaves(obj: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _keyed_leaves(v, str(k))
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _keyed_leaves(v, key)
+    else:
+        yield key, obj
 
 
 def _plain(obj: Any) -> Any:
@@ -289,7 +304,7 @@ class _Loader:
         from ansible.plugins.loader import init_plugin_loader
         from ansible.vars.manager import VariableManager
 
-        init_plugin_loader()
+        _init_ansible_once(init_plugin_loader)
         loader = DataLoader()
         if vault_file is not None:
             loader.set_vault_secrets([("default", VaultSecret(vault_file.read_bytes().strip()))])
@@ -425,16 +440,18 @@ class _Loader:
         bmc_defaults = settings.get("bmc_defaults") or {}
         for host in sorted(node_vars):
             hv = node_vars[host]
-            for err in sorted(node_schema.iter_errors(hv), key=lambda e: list(map(str, e.absolute_path))):
+            schema_errors = sorted(node_schema.iter_errors(hv), key=lambda e: list(map(str, e.absolute_path)))
+            for err in schema_errors:
                 loc = tuple(str(p) for p in err.absolute_path)
                 field_name, message, hint = _explain_schema_error(err, loc)
-                self.host_problem(host, loc or (field_name,), message, hint)
+                self.host_problem(host, tuple(field_name.split(".")), message, hint)
             classes = node_classes_of.get(host, [])
             if not classes:
-                self.host_problem(host, (), "node is in no node class group",
+                self.host_problem(host, ("node_class",), "node is in no node class group",
                                   f"put it under one child group of `{CLASS_PARENT_GROUP}` in hosts.yml")
             elif len(classes) > 1:
-                self.host_problem(host, (), f"node is in {len(classes)} node classes: {', '.join(sorted(classes))}",
+                self.host_problem(host, ("node_class",),
+                                  f"node is in {len(classes)} node classes: {', '.join(sorted(classes))}",
                                   "keep it in exactly one node class group")
             for cls in classes:
                 if cls not in declared:
@@ -442,6 +459,8 @@ class _Loader:
                                  f"declare `{cls}` under node_classes in region.yml or move the host",
                                  host=host, file=region_yml)
             self._check_failure_domain(host, hv, domains_of.get(host, []))
+            if schema_errors:
+                continue  # the node's own fields are malformed; building it would only add noise
             nodes.append(self._node(host, hv, classes[0] if classes else "", bmc_defaults, declared))
         if self.problems:
             # Cross-node checks on half-parsed nodes would only add noise.
@@ -674,6 +693,16 @@ class _Loader:
             gpu_capacity_floor=tuple(sorted(floors.items())),
             timeouts=Timeouts(**(raw.get("timeouts") or {})),
         )
+
+
+_ANSIBLE_READY: list[bool] = []
+
+
+def _init_ansible_once(init: Any) -> None:
+    # ansible-core's collection finder may only be configured once per process.
+    if not _ANSIBLE_READY:
+        init()
+        _ANSIBLE_READY.append(True)
 
 
 def _explain_schema_error(err: jsonschema.ValidationError, loc: tuple[str, ...]) -> tuple[str, str, str]:

@@ -87,7 +87,7 @@ def read_yaml(path: Path) -> YamlFile:
         node = yaml.compose(text, Loader=_Loader)
         if node is not None:
             _walk(node, (), result)
-        result.data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        result.data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         result.error = f"YAML syntax error: {exc.problem or exc}"

@@ -21,7 +21,6 @@ from rollout.app.context import Context
 from rollout.cli.console import console
 from rollout.errors import RolloutError
 from rollout.exitcodes import HELP_TEXT, ExitCode
-from rollout.paths import default_state_dir
 
 app = typer.Typer(
     name="rollout",
@@ -47,7 +46,7 @@ def _global(
     state_dir: Annotated[
         Path, typer.Option("--state-dir", envvar="ROLLOUT_STATE_DIR",
                            help="Where journals, locks and artifacts live.")
-    ] = default_state_dir(),
+    ] = Path(".rollout"),
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
 ) -> None:
     ctx.obj = Context(inventory_root=inventory_root, state_dir=state_dir, debug=debug)
