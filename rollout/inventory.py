@@ -500,6 +500,7 @@ class _Loader:
             bundle_base_url=(settings.get("bundle") or {}).get("base_url"),
             boot_mode=bmc_defaults.get("boot_mode", "UEFI"),
             ceph_admin_host=ceph.get("admin_host"),
+            ceph_admin_container=ceph.get("admin_container"),
             description=str(settings.get("description", "")),
             inventory_dir=str(self.dir),
         )

@@ -163,6 +163,7 @@ class Region:
     bundle_base_url: str | None = None
     boot_mode: str = "UEFI"
     ceph_admin_host: str | None = None
+    ceph_admin_container: str | None = None  # lab: `podman exec <container> ceph ...`
     description: str = ""
     inventory_dir: str = ""
 

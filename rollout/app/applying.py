@@ -1,0 +1,235 @@
+"""Use cases `apply` and `reimage`: lock, observe, plan, confirm, execute, journal.
+
+Order of operations (each before the next):
+1. load + validate the region (nothing touched on bad input);
+2. take the region lock (a live holder refuses with exit 3; a dead one on this host is taken over
+   and reported);
+3. observe (read-only) and plan; merge unfinished operations from the journal (resume wins: a
+   re-image that was interrupted is finished, never restarted);
+4. refuse a saved plan whose observation changed; ask for confirmation (the CLI decides how);
+5. run the engine; end the run in the journal with its outcome; release the lock.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rollout.app.context import Context
+from rollout.app.observing import observe_region
+from rollout.app.planning import content_revision, node_revisions, resolve_limit
+from rollout.backends.ansible import AnsibleRunner, AnsibleSettings
+from rollout.backends.ceph import AnsibleCephRunner, CephAdmin, PodmanExecRunner
+from rollout.backends.redfish import BmcCredentials, RedfishBmc, RedfishTarget
+from rollout.errors import ConfigError, PreflightError, SafetyRefused
+from rollout.executor.engine import CrashPoints, Engine, Outcome, Progress
+from rollout.executor.resume import Unfinished, unfinished_operations
+from rollout.executor.steps_ansible import AnsibleSteps
+from rollout.inventory import RegionSource, load_region
+from rollout.journal import Journal, new_run_id
+from rollout.lock import LockStale, RegionLock
+from rollout.model.observation import Observation
+from rollout.model.plan import Action, ActionKind, Plan
+from rollout.model.region import Method, Node
+from rollout.paths import project_dir
+from rollout.planner.plan import PlanRequest, make_plan
+from rollout.render.plan_json import plan_from_json
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    region: str
+    limit: str | None = None
+    reimage: frozenset[str] = frozenset()
+    retry: frozenset[str] = frozenset()
+    plan_file: Path | None = None
+    reason: str = ""
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    outcome: Outcome | None  # None when nothing had to be done or the operator declined
+    run_id: str
+    artifacts_dir: Path
+    declined: bool = False
+
+
+class CephGateAdapter:
+    """The engine's view of Ceph, over CephAdmin."""
+
+    def __init__(self, ceph: CephAdmin) -> None:
+        self.ceph = ceph
+
+    def all_active_clean(self) -> bool:
+        return self.ceph.pg_summary().all_active_clean
+
+    def ok_to_stop(self, node: Node) -> bool:
+        osds = self.ceph.osds_of_host(node.name)
+        return True if not osds else self.ceph.ok_to_stop(osds).ok
+
+
+def ceph_admin(source: RegionSource, ansible: AnsibleRunner) -> CephAdmin:
+    region = source.region
+    if region.ceph_admin_container:
+        return CephAdmin(runner=PodmanExecRunner(container=region.ceph_admin_container))
+    if region.ceph_admin_host:
+        return CephAdmin(runner=AnsibleCephRunner(ansible=ansible, admin_host=region.ceph_admin_host))
+    raise ConfigError(f"region {region.name} names no Ceph admin host (region.yml `ceph.admin_host`)",
+                      hint="rollout fences OSDs through `ceph`; say where it can run")
+
+
+def ansible_runner(ctx: Context, source: RegionSource, run_id: str) -> tuple[AnsibleRunner, Path]:
+    state = ctx.state_dir.resolve() / source.region.name
+    artifacts = state / "runs" / run_id
+    artifacts.mkdir(parents=True, exist_ok=True)
+    settings = AnsibleSettings(
+        inventory=source.hosts_file,
+        artifacts_dir=artifacts,
+        known_hosts=state / "known_hosts",
+        project_dir=project_dir() / "playbooks",
+        roles_path=(project_dir() / "roles",),
+        vault_password_file=source.vault_password_file,
+        control_path_dir=Path("/tmp") / f"rollout-cp-{source.region.name}",
+    )
+    return AnsibleRunner(settings, secrets=source.secret_values()), artifacts
+
+
+def bmc_factory(source: RegionSource) -> Callable[[Node], RedfishBmc]:
+    def make(node: Node) -> RedfishBmc:
+        creds = BmcCredentials.from_vault(source.secret("vault_bmc_credentials")[node.bmc.credentials])
+        return RedfishBmc(RedfishTarget.from_spec(node.bmc), creds, node=node.name)
+
+    return make
+
+
+def merge_resume(plan: Plan, unfinished: dict[str, Unfinished]) -> Plan:
+    """Unfinished operations from the journal replace the fresh decision for their node."""
+    actions = []
+    for action in plan.actions:
+        prior = unfinished.get(action.node)
+        if prior is None:
+            actions.append(action)
+            continue
+        done = [s for s in prior.steps if s in prior.done_steps]
+        reason = (f"resume {prior.action} from run {prior.run_id} (done: {', '.join(done) or 'nothing'}); "
+                  f"originally: {prior.reason}")
+        actions.append(replace(action, kind=ActionKind(prior.action), reason=reason, skip_reason=None,
+                               steps=prior.steps, position=action.position or 999))
+    return replace(plan, actions=tuple(actions))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Session:
+    """One apply/reimage invocation: owns the journal, lock and backends for its lifetime."""
+
+    def __init__(self, ctx: Context, request: ApplyRequest, say: Callable[[str], None]) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.say = say
+        self.source = load_region(ctx.inventory_root, request.region)
+        region = self.source.region
+        if region.method is not Method.ANSIBLE and not region.clusters.has_management:
+            raise PreflightError(f"region {region.name} wants method {region.method.value} but has no "
+                                 "management cluster", hint="set clusters.management in region.yml")
+        self.run_id = new_run_id()
+        self.journal = Journal.open(region.name, ctx.state_dir, secrets=self.source.secret_values())
+        self.lock = RegionLock(self.journal)
+        self.holder = None
+        self.ansible, self.artifacts = ansible_runner(ctx, self.source, self.run_id)
+        self.ceph = ceph_admin(self.source, self.ansible)
+
+    def __enter__(self) -> Session:
+        try:
+            self.holder = self.lock.acquire(self.run_id)
+        except LockStale as exc:
+            self.say(f"Taking over a stale lock: {exc.message}")
+            self.holder = self.lock.acquire(self.run_id, take_over_stale=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.holder is not None:
+            self.lock.release(self.holder.lock_id)
+        self.journal.close()
+
+    def plan(self) -> tuple[Plan, Observation, dict[str, Unfinished]]:
+        region = self.source.region
+        self.say(f"Observing region {region.name} (SSH markers, Ceph)...")
+        observation = observe_region(self.source, self.ansible, self.ceph, self.journal)
+        # --retry NODE clears its quarantine for this plan.
+        if self.request.retry:
+            observation = replace(observation, nodes=tuple(
+                replace(n, quarantined=None) if n.name in self.request.retry else n for n in observation.nodes))
+        request = PlanRequest(
+            limit=resolve_limit(self.source, self.request.limit),
+            limit_pattern=self.request.limit,
+            reimage=self.request.reimage,
+            desired_revisions=node_revisions(self.source, content_revision()),
+        )
+        plan = make_plan(region, observation, request, _now())
+        unfinished = unfinished_operations(self.journal.transitions())
+        if request.limit is not None:
+            unfinished = {k: v for k, v in unfinished.items() if k in request.limit}
+        plan = merge_resume(plan, unfinished)
+        if self.request.plan_file is not None:
+            saved = plan_from_json(self.request.plan_file.read_text(), str(self.request.plan_file))
+            if saved.region != region.name:
+                raise ConfigError(f"{self.request.plan_file}: plan is for region {saved.region}, not {region.name}")
+            if saved.observation_digest != plan.observation_digest:
+                raise SafetyRefused(
+                    f"the saved plan {self.request.plan_file} was made from an observation that no longer holds "
+                    f"(digest {saved.observation_digest}, now {plan.observation_digest})",
+                    hint=f"make a new plan: `rollout plan --region {region.name}`",
+                )
+            wanted = {a.node: a.kind for a in saved.changes}
+            plan = replace(plan, actions=tuple(
+                a if wanted.get(a.node) == a.kind or a.node in unfinished else replace(
+                    a, kind=ActionKind.NONE, skip_reason="not in the saved plan", steps=(), position=0)
+                for a in plan.actions))
+        if plan.refusals:
+            raise SafetyRefused("the plan is refused: " + "; ".join(plan.refusals),
+                                hint="fix region.yml, then plan again")
+        return plan, observation, unfinished
+
+    def execute(self, plan: Plan, unfinished: dict[str, Unfinished], progress: Progress,
+                stop: threading.Event) -> Outcome:
+        region = self.source.region
+        command = self.request.command or shlex.join(["rollout", *sys.argv[1:]])
+        self.journal.start_run(command, run_id=self.run_id)
+        if self.request.reason:
+            self.journal.note(self.run_id, "(region)", "reason", "given", self.request.reason)
+        steps = AnsibleSteps(region=region, ansible=self.ansible, ceph=self.ceph, bmc_for=bmc_factory(self.source),
+                             revisions=node_revisions(self.source, content_revision()),
+                             known_hosts=self.ansible.settings.known_hosts)
+        engine = Engine(region=region, actions=plan.actions, runner=steps, ceph=CephGateAdapter(self.ceph),
+                        journal=self.journal, run_id=self.run_id, progress=progress, unfinished=unfinished,
+                        stop=stop, crash=CrashPoints.from_env(), poll=2.0)
+        outcome = engine.run()
+        if outcome.complete:
+            result, why = "ok", f"{len(outcome.done)} node(s) done"
+        elif outcome.interrupted:
+            result, why = "interrupted", "stopped by the operator"
+        else:
+            parts = []
+            if outcome.quarantined:
+                parts.append("quarantined: " + ", ".join(n for n, _ in outcome.quarantined))
+            if outcome.halted:
+                parts.append(f"halted: {outcome.halted}")
+            if outcome.stalled:
+                parts.append(f"stalled: {outcome.stalled}")
+            result, why = "partial", "; ".join(parts)
+        self.journal.end_run(self.run_id, result, why)
+        return outcome
+
+
+def selected_changes(plan: Plan) -> list[Action]:
+    return list(plan.changes)

@@ -1,0 +1,234 @@
+"""`rollout apply`, `rollout reimage`, `rollout status`, `rollout unlock`, `rollout history`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from rollout.app.applying import ApplyRequest, Session
+from rollout.app.status import region_status
+from rollout.cli.console import Console, console
+from rollout.errors import ConfigError
+from rollout.executor.engine import Outcome
+from rollout.exitcodes import ExitCode
+from rollout.model.plan import Plan
+from rollout.render.plan_text import render_plan_text
+from rollout.render.progress import LiveProgress, PlainProgress
+
+RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).")]
+
+
+def _confirm(con: Console, plan: Plan, *, yes: bool, word: str, what: str) -> bool:
+    if yes:
+        return True
+    if not con.interactive:
+        raise ConfigError("refusing to act without a terminal to confirm on",
+                          hint="review `rollout plan` and pass --yes for automation")
+    answer = con.ask(f"{what}\nType `{word}` to go on: ")
+    return answer.strip() == word
+
+
+def _install_sigint(stop: threading.Event, con: Console) -> object:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        con.say("Stopping: the steps in flight finish, then rescues run (Ctrl-C again to abort now)",
+                style="yellow")
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _report(con: Console, outcome: Outcome, region: str, artifacts: Path) -> int:
+    for node, why in outcome.quarantined:
+        con.error(f"{node}: {why}")
+    con.say(f"Run {outcome.run_id}: {len(outcome.done)} done, {len(outcome.quarantined)} quarantined, "
+            f"{len(outcome.not_started)} not started; artifacts: {artifacts}")
+    if outcome.interrupted:
+        con.next_command(f"rollout apply --region {region}   (resumes where this run stopped)")
+        return ExitCode.INTERRUPTED
+    if outcome.complete:
+        con.say("All nodes done.", style="green")
+        con.next_command(f"rollout plan --region {region}   (should now show no changes)")
+        return ExitCode.OK
+    if outcome.halted:
+        con.error(f"halted: {outcome.halted}")
+    if outcome.stalled:
+        con.error(f"stalled: {outcome.stalled}")
+    first = outcome.quarantined[0][0] if outcome.quarantined else None
+    if first:
+        con.next_command(f"rollout explain {first} --region {region}, fix it, then "
+                         f"`rollout apply --region {region} --retry {first}`")
+    else:
+        con.next_command(f"rollout status --region {region}; then `rollout apply --region {region}` to resume")
+    return ExitCode.PARTIAL
+
+
+def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: str | None, output: str) -> int:
+    con = console()
+    with Session(ctx.obj, request, say=con.say) as session:
+        con.say(f"Run {session.run_id}; artifacts {session.artifacts}")
+        plan, _, unfinished = session.plan()
+        con.say(render_plan_text(plan, session.source.region, verbose=True))
+        if not plan.has_changes:
+            con.say("Nothing to do.", style="green")
+            con.next_command(f"rollout status --region {request.region}")
+            return ExitCode.OK
+        disruptive = [a.node for a in plan.changes if a.kind.rewrites_os_disk]
+        word = confirm_word or (request.region if disruptive else "yes")
+        what = (f"This re-images {len(disruptive)} node(s) ({', '.join(disruptive)}): OS disks are rewritten, "
+                "OSD disks are kept." if disruptive else f"This changes {len(plan.changes)} node(s).")
+        if not _confirm(con, plan, yes=yes, word=word, what=what):
+            con.say("Not confirmed; nothing was changed.")
+            return ExitCode.ERROR
+        stop = threading.Event()
+        previous = _install_sigint(stop, con)
+        names = [a.node for a in plan.changes]
+        progress = (LiveProgress(con.err, names) if con.err.is_terminal and output == "text"
+                    else PlainProgress(con.err))
+        try:
+            outcome = session.execute(plan, unfinished, progress, stop)
+        finally:
+            progress.close()
+            signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
+        if output == "json":
+            con.data(json.dumps({"schema": "rollout.run/v1", "run_id": outcome.run_id, "done": list(outcome.done),
+                                 "quarantined": [{"node": n, "reason": r} for n, r in outcome.quarantined],
+                                 "not_started": list(outcome.not_started), "halted": outcome.halted,
+                                 "interrupted": outcome.interrupted, "stalled": outcome.stalled}, indent=2) + "\n")
+        return _report(con, outcome, request.region, session.artifacts)
+
+
+def apply(
+    ctx: typer.Context,
+    region: RegionOpt,
+    plan_file: Annotated[Path | None, typer.Argument(help="A plan saved with `rollout plan -o json`; refused "
+                                                     "when the observed state changed since.")] = None,
+    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Ansible limit pattern.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (automation).")] = False,
+    retry: Annotated[list[str] | None, typer.Option("--retry", help="Take a quarantined node again.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json (run summary on stdout).")] = "text",
+) -> int:
+    """Observe, plan and carry out the plan, failure domain by failure domain; resumes interrupted runs.
+
+    Prints the plan and asks for confirmation (the region name when anything is re-imaged); --yes for
+    automation; refuses without a terminal and without --yes. A second apply on the same region is
+    refused while the first holds the lock (exit 3). Ctrl-C finishes the steps in flight, rescues,
+    and exits 130; `rollout apply` again resumes.
+
+    Examples:
+
+      rollout apply --region lab
+
+      rollout apply --region lab --yes --limit rack_r1
+
+      rollout plan --region lab -o json > plan.json && rollout apply --region lab plan.json
+
+      rollout apply --region lab --retry lab-r1-n2
+    """
+    request = ApplyRequest(region=region, limit=limit, plan_file=plan_file, retry=frozenset(retry or ()))
+    return _run(ctx, request, yes=yes, confirm_word=None, output=output)
+
+
+def reimage(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="The node to re-image.", autocompletion=None)],
+    region: Annotated[str | None, typer.Option("--region", "-r", help="Region (found from the node name "
+                                               "when omitted).")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (journaled; shows in `rollout history`).")] = "",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for the typed node name.")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+) -> int:
+    """Re-image one node safely: same phases and Ceph gates as apply (ok-to-stop, noout, wait for clean).
+
+    The OS disk is rewritten (Redfish one-time PXE/virtual-media boot for Ansible nodes); OSD disks are
+    kept and their OSDs re-activated; the OVN system-id and node name are kept. Refused with the
+    numbers when Ceph or the policy says no. Asks you to type the node name.
+
+    Examples:
+
+      rollout reimage lab-r1-n2 --reason "disk errors on sda, ticket OPS-123"
+
+      rollout reimage lab-r1-n2 --region lab --yes
+    """
+    from rollout.app.status import find_region_of
+
+    region = region or find_region_of(ctx.obj, node)
+    request = ApplyRequest(region=region, limit=node, reimage=frozenset({node}), retry=frozenset({node}),
+                           reason=reason or "no reason given")
+    return _run(ctx, request, yes=yes, confirm_word=node, output=output)
+
+
+def status(ctx: typer.Context, region: RegionOpt,
+           output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text") -> int:
+    """Per node: method, last phase and result, quarantine reason; and who holds the region lock.
+
+    Reads the journal only (no network).
+
+    Examples:
+
+      rollout status --region lab
+
+      rollout status --region lab -o json | jq '.nodes[] | select(.quarantined)'
+    """
+    con = console()
+    doc = region_status(ctx.obj, region)
+    if output == "json":
+        con.data(json.dumps(doc, indent=2) + "\n")
+    else:
+        lock = doc["lock"]
+        con.say(f"Region {region}: lock {'held by ' + lock['holder'] if lock else 'free'}"
+                + (" (STALE: holder process is gone)" if lock and lock.get("stale") else ""))
+        con.say(f"{'node':<16} {'class':<8} {'rack':<5} {'last step':<18} {'result':<12} note")
+        for n in doc["nodes"]:
+            note = f"QUARANTINED: {n['quarantined']}" if n["quarantined"] else n["summary"]
+            con.say(f"{n['node']:<16} {n['node_class']:<8} {n['rack']:<5} {n['step'] or '-':<18} "
+                    f"{n['status'] or '-':<12} {note[:90]}")
+        if doc["last_run"]:
+            r = doc["last_run"]
+            con.say(f"Last run {r['run_id']} by {r['user']}: {r['outcome'] or 'running/interrupted'} {r['reason']}")
+    if doc["lock"] and doc["lock"].get("stale"):
+        con.next_command(f"rollout apply --region {region}   (takes over the stale lock and resumes)")
+    elif any(n["quarantined"] for n in doc["nodes"]):
+        first = next(n["node"] for n in doc["nodes"] if n["quarantined"])
+        con.next_command(f"rollout explain {first} --region {region}")
+    else:
+        con.next_command(f"rollout plan --region {region}")
+    return ExitCode.OK
+
+
+def unlock(
+    ctx: typer.Context,
+    region: RegionOpt,
+    force: Annotated[str, typer.Option("--force", help="The exact lock id shown by `rollout status`.")],
+) -> int:
+    """Remove a region lock whose holder is gone (requires the exact lock id).
+
+    Examples:
+
+      rollout status --region lab          # shows: lock held by run ... (lock id 3f2a9c1b0d11)
+
+      rollout unlock --region lab --force 3f2a9c1b0d11
+    """
+    from rollout.journal import Journal
+    from rollout.lock import RegionLock
+
+    with Journal.open(region, ctx.obj.state_dir) as journal:
+        removed = RegionLock(journal).force_unlock(force, reason="rollout unlock --force")
+    con = console()
+    con.say(f"Removed lock {removed.lock_id}: {removed.describe()}")
+    con.next_command(f"rollout apply --region {region}   (resumes what that run left unfinished)")
+    return ExitCode.OK
+
+
+def register(app: typer.Typer) -> None:
+    app.command("apply")(apply)
+    app.command("reimage")(reimage)
+    app.command("status")(status)
+    app.command("unlock")(unlock)

@@ -1,0 +1,99 @@
+"""What an interrupted run left behind, read from the journal (pure over journal transitions).
+
+Journal protocol written by the engine, per node and operation:
+  note   step=operation status=started   summary={"action", "steps", "reason"} (JSON)
+  intent/result per step (result status ok | failed | skipped | observed)
+  note   step=reprovision status=issued  summary=<reinstall marker taken before the BMC call>
+  note   step=operation status=done | quarantined | interrupted
+
+Invariants:
+- An operation is unfinished when its last `operation` note is `started`, `resumed` or `interrupted`.
+- `done_steps` are the steps with an `ok`/`observed`/`skipped` result after the operation started;
+  an intent without a result (`open_step`) is a side effect that may or may not have happened.
+- `reinstall_issued` is true once the BMC accepted a re-install for this operation; from then on the
+  engine never issues another one, whatever the crash timing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rollout.journal import Kind, Transition
+
+DONE_STATUSES = frozenset({"ok", "observed", "skipped"})
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    node: str
+    run_id: str
+    action: str
+    steps: tuple[str, ...]
+    reason: str
+    done_steps: frozenset[str]
+    open_step: str | None
+    reinstall_marker: str | None  # marker recorded with the reprovision intent
+    reinstall_issued: bool
+
+    @property
+    def osds_down(self) -> bool:
+        """Fenced and not yet unfenced: the node's OSDs may be down (noout set)."""
+        return "storage-fence" in self.done_steps and "storage-unfence" not in self.done_steps
+
+
+def unfinished_operations(transitions: Iterable[Transition]) -> dict[str, Unfinished]:
+    """Per node, the operation that was started and never finished."""
+    by_node: dict[str, list[Transition]] = {}
+    for t in transitions:
+        by_node.setdefault(t.node, []).append(t)
+    out: dict[str, Unfinished] = {}
+    for node, items in by_node.items():
+        items.sort(key=lambda t: t.seq)
+        starts = [i for i, t in enumerate(items) if t.kind is Kind.NOTE and t.step == "operation"]
+        if not starts:
+            continue
+        last_op = items[starts[-1]]
+        if last_op.status not in ("started", "interrupted", "resumed"):
+            continue
+        begin = max(i for i in starts if items[i].status == "started")
+        header = items[begin]
+        try:
+            meta = json.loads(header.summary)
+        except json.JSONDecodeError:
+            continue
+        tail = items[begin + 1:]
+        results = {t.intent_seq: t for t in tail if t.kind is Kind.RESULT}
+        done = frozenset(t.step for t in tail if t.kind is Kind.RESULT and t.status in DONE_STATUSES)
+        open_intents = [t for t in tail if t.kind is Kind.INTENT and t.seq not in results]
+        open_step = open_intents[-1].step if open_intents else None
+        marker = None
+        for t in tail:
+            if t.kind is Kind.INTENT and t.step == "reprovision":
+                marker = t.summary.removeprefix("marker=") or None
+        issued = any(t.kind is Kind.NOTE and t.step == "reprovision" and t.status == "issued" for t in tail)
+        out[node] = Unfinished(
+            node=node, run_id=header.run_id, action=str(meta.get("action", "")),
+            steps=tuple(meta.get("steps") or ()), reason=str(meta.get("reason", "")), done_steps=done,
+            open_step=open_step, reinstall_marker=marker, reinstall_issued=issued,
+        )
+    return out
+
+
+def quarantined(transitions: Iterable[Transition]) -> dict[str, str]:
+    """Nodes whose last operation ended quarantined, with the reason (until a later operation)."""
+    out: dict[str, str] = {}
+    for t in sorted(transitions, key=lambda t: t.seq):
+        if t.kind is Kind.NOTE and t.step == "operation":
+            if t.status == "quarantined":
+                out[t.node] = t.summary
+            else:
+                out.pop(t.node, None)
+        if t.kind is Kind.NOTE and t.step == "quarantine" and t.status == "cleared":
+            out.pop(t.node, None)
+    return out
+
+
+def operation_header(action: str, steps: Iterable[str], reason: str) -> str:
+    return json.dumps({"action": action, "steps": list(steps), "reason": reason}, sort_keys=True)
