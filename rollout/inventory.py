@@ -150,6 +150,10 @@ def _leaves(obj: Any) -> Iterator[Any]:
         yield obj
 
 
+def _has_template(obj: Any) -> bool:
+    return any(isinstance(leaf, str) and ("{{" in leaf or "{%" in leaf) for leaf in _leaves(obj))
+
+
 _NOT_SECRET_KEYS = frozenset({"username", "user"})  # identities in vault next to their passwords
 
 
@@ -384,6 +388,9 @@ class _Loader:
             out: dict[str, Any] = {}
             for key, value in hv.items():
                 if key in secret_names:
+                    continue
+                if not _has_template(value):
+                    out[key] = _plain(value)  # most values are plain data: skip the template engine
                     continue
                 try:
                     out[key] = _plain(templar.template(value))

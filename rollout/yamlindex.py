@@ -38,7 +38,10 @@ class YamlFile:
         return None
 
 
-class _Loader(yaml.SafeLoader):
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
     """SafeLoader that tolerates Ansible tags (!vault, !unsafe) without interpreting them."""
 
 
@@ -84,10 +87,15 @@ def read_yaml(path: Path) -> YamlFile:
         result.vaulted = True
         return result
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        if node is not None:
-            _walk(node, (), result)
-        result.data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
+        # Compose once; walk the node tree for lines/duplicates, then construct from the same tree.
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _walk(node, (), result)
+                result.data = loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         result.error = f"YAML syntax error: {exc.problem or exc}"

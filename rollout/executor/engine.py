@@ -130,7 +130,7 @@ class CrashPoints:
             if self.spec.startswith("boundary:"):
                 hit = self.count == int(self.spec.split(":", 1)[1])
             else:
-                want = (self.spec.split(":") + ["*", "*", "*"])[:3]
+                want = [*self.spec.split(":"), "*", "*", "*"][:3]
                 hit = all(w in ("*", v) for w, v in zip(want, (node, step, when), strict=True))
             if hit:
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -124,7 +124,7 @@ def test_failure_rescues_and_quarantines_then_goes_on(tmp_path: Path) -> None:
                                                              provisioning_concurrency=2))
     bad = region.nodes[0].name
     runner = FakeRunner(region, fail={bad: "configure"})
-    outcome, journal = run_engine(tmp_path, region, reimage_all(region), runner)
+    outcome, _ = run_engine(tmp_path, region, reimage_all(region), runner)
     assert [n for n, _ in outcome.quarantined] == [bad]
     assert "configure failed" in outcome.quarantined[0][1] and "storage-unfence" in outcome.quarantined[0][1]
     assert (bad, "storage-fence") in runner.rescues
@@ -223,7 +223,7 @@ def test_stop_interrupts_and_resume_picks_up(tmp_path: Path) -> None:
     stop = threading.Event()
     stop.set()  # stopped before anything starts: nothing may happen
     runner = FakeRunner(region)
-    outcome, journal = run_engine(tmp_path, region, reimage_all(region), runner, stop=stop)
+    outcome, _ = run_engine(tmp_path, region, reimage_all(region), runner, stop=stop)
     assert outcome.interrupted and runner.calls == []
 
 
