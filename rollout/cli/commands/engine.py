@@ -13,6 +13,7 @@ import typer
 
 from rollout.app.applying import ApplyRequest, Session
 from rollout.app.status import region_status
+from rollout.cli.completion import complete_node, complete_region
 from rollout.cli.console import Console, console
 from rollout.errors import ConfigError
 from rollout.executor.engine import Outcome
@@ -21,7 +22,8 @@ from rollout.model.plan import Plan
 from rollout.render.plan_text import render_plan_text
 from rollout.render.progress import LiveProgress, PlainProgress
 
-RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).")]
+RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).",
+                                        autocompletion=complete_region)]
 
 
 def _confirm(con: Console, plan: Plan, *, yes: bool, word: str, what: str) -> bool:
@@ -138,9 +140,9 @@ def apply(
 
 def reimage(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="The node to re-image.", autocompletion=None)],
+    node: Annotated[str, typer.Argument(help="The node to re-image.", autocompletion=complete_node)],
     region: Annotated[str | None, typer.Option("--region", "-r", help="Region (found from the node name "
-                                               "when omitted).")] = None,
+                                               "when omitted).", autocompletion=complete_region)] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why (journaled; shows in `rollout history`).")] = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for the typed node name.")] = False,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",

@@ -9,13 +9,15 @@ from typing import Annotated
 import typer
 
 from rollout.app.planning import load, plan_region
+from rollout.cli.completion import complete_region
 from rollout.cli.console import console
 from rollout.exitcodes import ExitCode
 from rollout.model.region import Method
 from rollout.render.plan_json import plan_to_json
 from rollout.render.plan_text import render_plan_text
 
-RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).")]
+RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).",
+                                        autocompletion=complete_region)]
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text (people, on stderr) or json (stdout).")]
 
 
