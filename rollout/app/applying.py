@@ -28,7 +28,7 @@ from rollout.backends.ceph import AnsibleCephRunner, CephAdmin, PodmanExecRunner
 from rollout.backends.redfish import BmcCredentials, RedfishBmc, RedfishTarget
 from rollout.errors import ConfigError, PreflightError, SafetyRefused
 from rollout.executor.engine import CrashPoints, Engine, Outcome, Progress
-from rollout.executor.resume import Unfinished, unfinished_operations
+from rollout.executor.resume import PLAN_NODE, Unfinished, pending_plan, plan_note, unfinished_operations
 from rollout.executor.steps_ansible import AnsibleSteps
 from rollout.inventory import RegionSource, load_region
 from rollout.journal import Journal, new_run_id
@@ -37,7 +37,7 @@ from rollout.model.observation import Observation
 from rollout.model.plan import Action, ActionKind, Plan
 from rollout.model.region import Method, Node
 from rollout.paths import project_dir
-from rollout.planner.plan import PlanRequest, make_plan
+from rollout.planner.plan import PlanRequest, make_plan, steps_for
 from rollout.render.plan_json import plan_from_json
 
 
@@ -109,13 +109,24 @@ def bmc_factory(source: RegionSource) -> Callable[[Node], RedfishBmc]:
     return make
 
 
-def merge_resume(plan: Plan, unfinished: dict[str, Unfinished]) -> Plan:
-    """Unfinished operations from the journal replace the fresh decision for their node."""
+def merge_resume(plan: Plan, unfinished: dict[str, Unfinished],
+                 pending: dict[str, tuple[str, str, str]] | None = None, *, has_workload: bool = False) -> Plan:
+    """Unfinished operations from the journal replace the fresh decision for their node; nodes of an
+    interrupted run's accepted plan that never started are taken as that plan said."""
     actions = []
+    pending = pending or {}
     for action in plan.actions:
         prior = unfinished.get(action.node)
         if prior is None:
-            actions.append(action)
+            carried = pending.get(action.node)
+            if carried is not None and carried[0] != action.kind.value and ActionKind(carried[0]).rewrites_os_disk:
+                kind = ActionKind(carried[0])
+                actions.append(replace(action, kind=kind, skip_reason=None,
+                                       reason=f"continue the plan of interrupted run {carried[2]}: {carried[1]}",
+                                       steps=steps_for(kind, Method(action.desired_method), has_workload),
+                                       position=action.position or 999))
+            else:
+                actions.append(action)
             continue
         done = [s for s in prior.steps if s in prior.done_steps]
         reason = (f"resume {prior.action} from run {prior.run_id} (done: {', '.join(done) or 'nothing'}); "
@@ -176,10 +187,13 @@ class Session:
             desired_revisions=node_revisions(self.source, content_revision()),
         )
         plan = make_plan(region, observation, request, _now())
-        unfinished = unfinished_operations(self.journal.transitions())
+        transitions = self.journal.transitions()
+        unfinished = unfinished_operations(transitions)
+        pending = pending_plan(transitions)
         if request.limit is not None:
             unfinished = {k: v for k, v in unfinished.items() if k in request.limit}
-        plan = merge_resume(plan, unfinished)
+            pending = {k: v for k, v in pending.items() if k in request.limit}
+        plan = merge_resume(plan, unfinished, pending, has_workload=region.clusters.has_workload)
         if self.request.plan_file is not None:
             saved = plan_from_json(self.request.plan_file.read_text(), str(self.request.plan_file))
             if saved.region != region.name:
@@ -206,7 +220,9 @@ class Session:
         command = self.request.command or shlex.join(["rollout", *sys.argv[1:]])
         self.journal.start_run(command, run_id=self.run_id)
         if self.request.reason:
-            self.journal.note(self.run_id, "(region)", "reason", "given", self.request.reason)
+            self.journal.note(self.run_id, PLAN_NODE, "reason", "given", self.request.reason)
+        self.journal.note(self.run_id, PLAN_NODE, "plan", "accepted",
+                          plan_note((a.node, a.kind.value, a.reason) for a in plan.changes))
         steps = AnsibleSteps(region=region, ansible=self.ansible, ceph=self.ceph, bmc_for=bmc_factory(self.source),
                              revisions=node_revisions(self.source, content_revision()),
                              known_hosts=self.ansible.settings.known_hosts)

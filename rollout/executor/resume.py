@@ -97,3 +97,29 @@ def quarantined(transitions: Iterable[Transition]) -> dict[str, str]:
 
 def operation_header(action: str, steps: Iterable[str], reason: str) -> str:
     return json.dumps({"action": action, "steps": list(steps), "reason": reason}, sort_keys=True)
+
+
+PLAN_NODE = "(region)"
+
+
+def plan_note(changes: Iterable[tuple[str, str, str]]) -> str:
+    """The accepted plan of a run, journaled at its start: [(node, action, reason)] (no secrets)."""
+    return json.dumps([{"node": n, "action": a, "reason": r} for n, a, r in changes], sort_keys=True)
+
+
+def pending_plan(transitions: Iterable[Transition]) -> dict[str, tuple[str, str, str]]:
+    """Nodes of the newest accepted plan that have not finished an operation since: node -> (action,
+    reason, run_id). A killed `apply` resumes its whole plan, not only the nodes that were in flight."""
+    items = sorted(transitions, key=lambda t: t.seq)
+    plans = [t for t in items if t.kind is Kind.NOTE and t.node == PLAN_NODE and t.step == "plan"]
+    if not plans:
+        return {}
+    newest = plans[-1]
+    try:
+        entries = json.loads(newest.summary)
+    except json.JSONDecodeError:
+        return {}
+    finished = {t.node for t in items if t.seq > newest.seq and t.kind is Kind.NOTE and t.step == "operation"
+                and t.status in ("done", "quarantined")}
+    return {e["node"]: (e["action"], e["reason"], newest.run_id) for e in entries
+            if isinstance(e, dict) and e.get("node") not in finished}
