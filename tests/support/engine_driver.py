@@ -11,9 +11,9 @@ from __future__ import annotations
 import fcntl
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from rollout.executor.engine import CrashPoints, Engine, Progress
 from rollout.executor.ports import StepContext
