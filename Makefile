@@ -9,12 +9,12 @@ export ANSIBLE_HOME := $(CURDIR)/.rollout/ansible-home
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help venv lint unit integration molecule images e2e crash-test crash-test-ci bench bench-quick test lab-demo clean
+.PHONY: help venv lint unit integration molecule images e2e crash-test bench bench-quick test lab-demo clean
 
 help:
 	@echo "make lab-demo     bring up the local lab and roll it out (rollout lab up + rollout apply --region lab)"
 	@echo "make test         everything CI runs: lint, unit, integration, molecule, lab e2e subset, bench smoke"
-	@echo "make lint | unit | integration | molecule | e2e | crash-test | bench | bench-quick"
+	@echo "make lint | unit | integration | molecule | e2e (lab, 3 kills) | crash-test (20 kills) | bench | bench-quick"
 
 $(BIN)/rollout: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11)"; exit 1; }
@@ -48,14 +48,14 @@ molecule: venv images
 	  echo "== molecule test -s $$s"; start=$$(date +%s); \
 	  $(BIN)/molecule test -s $$s; echo "== $$s: $$(( $$(date +%s) - start )) s"; done
 
+CRASH_RUNS ?= 3
+# The lab suite: apply, re-image, then CRASH_RUNS random SIGKILLs each resumed (one lab session).
 e2e: venv images
-	$(PYTEST) -q -m "lab and not slow" tests/integration tests/e2e
+	$(PYTEST) -q -m lab tests/integration tests/e2e --crash-runs=$(CRASH_RUNS)
 
-crash-test: venv images
-	$(PYTEST) -q -m "crash" tests/e2e --crash-runs=20
-
-crash-test-ci: venv images
-	$(PYTEST) -q -m "crash" tests/e2e --crash-runs=3
+# The full kill-and-resume suite (20 random kills on the lab); results in .rollout/crash-test-results.json.
+crash-test:
+	$(MAKE) e2e CRASH_RUNS=20
 
 bench-quick: venv
 	@set -e; for b in bench/*.py; do case $$b in */gen_region.py|*/__init__.py) continue;; esac; \
@@ -65,7 +65,7 @@ bench: venv
 	@set -e; for b in bench/*.py; do case $$b in */gen_region.py|*/__init__.py) continue;; esac; \
 	  echo "== $$b"; $(BIN)/python $$b; done
 
-test: lint unit integration molecule e2e crash-test-ci bench-quick
+test: lint unit integration molecule e2e bench-quick
 
 lab-demo: venv images
 	$(BIN)/rollout lab up
