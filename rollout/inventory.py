@@ -321,7 +321,7 @@ class _Loader:
                          "fix the file named above", file=hosts_file)
             raise InventoryError(self.name, self.problems) from exc
         groups = inventory.groups
-        all_groups = set(groups)
+        all_groups = {str(g) for g in groups}
         class_parent = groups.get(CLASS_PARENT_GROUP)
         if class_parent is None:
             self.problem(CLASS_PARENT_GROUP, f"no group `{CLASS_PARENT_GROUP}` (its child groups are the node classes)",
@@ -329,17 +329,18 @@ class _Loader:
                          file=hosts_file, path=("all", "children"))
             raise InventoryError(self.name, self.problems)
         node_classes_of: dict[str, list[str]] = {}
+        # str(): ansible-core 2.19 hands out tagged str subclasses; the model holds plain str only.
         for child in class_parent.child_groups:
             for host in child.get_hosts():
-                node_classes_of.setdefault(host.name, []).append(child.name)
+                node_classes_of.setdefault(str(host.name), []).append(str(child.name))
         for host in class_parent.hosts:
-            node_classes_of.setdefault(host.name, [])
+            node_classes_of.setdefault(str(host.name), [])
         domains_of: dict[str, list[str]] = {}
         domain_parent = groups.get(DOMAIN_PARENT_GROUP)
         if domain_parent is not None:
             for child in domain_parent.child_groups:
                 for host in child.get_hosts():
-                    domains_of.setdefault(host.name, []).append(child.name)
+                    domains_of.setdefault(str(host.name), []).append(str(child.name))
         raw: dict[str, dict[str, Any]] = {}
         for name in sorted(node_classes_of):
             host = inventory.get_host(name)
