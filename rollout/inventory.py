@@ -118,8 +118,11 @@ def list_regions(inventory_root: Path) -> list[str]:
     return sorted(p.name for p in inventory_root.iterdir() if (p / "region.yml").is_file())
 
 
-def load_region(inventory_root: Path, name: str) -> RegionSource:
-    """Load and validate `inventory_root/name`; raise InventoryError listing every problem."""
+def load_region(inventory_root: Path, name: str, *, cache_dir: Path | None = None) -> RegionSource:
+    """Load and validate `inventory_root/name`; raise InventoryError listing every problem.
+
+    With `cache_dir`, a valid region is remembered by content fingerprint (rollout/inventory_cache.py)
+    so the next command skips ansible-core's load; `rollout validate` never uses the cache."""
     region_dir = inventory_root / name
     if not (region_dir / "region.yml").is_file():
         known = ", ".join(list_regions(inventory_root)) or "none"
@@ -127,6 +130,10 @@ def load_region(inventory_root: Path, name: str) -> RegionSource:
             f"No region `{name}` under {inventory_root} (no {region_dir / 'region.yml'})",
             hint=f"known regions: {known}; set --inventory-root or ROLLOUT_INVENTORY_ROOT",
         )
+    if cache_dir is not None:
+        from rollout.inventory_cache import load_cached
+
+        return load_cached(cache_dir, region_dir, name, lambda: _Loader(region_dir, name).load())
     return _Loader(region_dir, name).load()
 
 

@@ -29,7 +29,7 @@ def _journal_facts(ctx: Context, region: str, node: str | None) -> tuple[list[An
 
 
 def explain_node(ctx: Context, region: str, node: str, *, offline: bool) -> dict[str, Any]:
-    source = load_region(ctx.inventory_root, region)
+    source = load_region(ctx.inventory_root, region, cache_dir=ctx.state_dir / "cache")
     if node not in {n.name for n in source.region.nodes}:
         raise ConfigError(f"node `{node}` is not in region {region}",
                           hint=f"`rollout status --region {region}` lists its nodes")
@@ -93,7 +93,7 @@ def _duration(start: str, end: str | None) -> str:
 
 
 def history(ctx: Context, region: str, node: str | None) -> dict[str, Any]:
-    load_region(ctx.inventory_root, region)  # validates the region name and inventory
+    load_region(ctx.inventory_root, region, cache_dir=ctx.state_dir / "cache")  # validates name + inventory
     transitions, runs = _journal_facts(ctx, region, node)
     touched: dict[str, set[str]] = {}
     for t in transitions:

@@ -30,8 +30,8 @@ class PlanResult:
     plan: Plan
 
 
-def load(ctx: Context, region: str) -> RegionSource:
-    return load_region(ctx.inventory_root, region)
+def load(ctx: Context, region: str, *, cached: bool = True) -> RegionSource:
+    return load_region(ctx.inventory_root, region, cache_dir=ctx.state_dir / "cache" if cached else None)
 
 
 def content_revision(root: Path | None = None) -> str:

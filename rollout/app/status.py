@@ -30,7 +30,7 @@ def find_region_of(ctx: Context, node: str) -> str:
 
 
 def region_status(ctx: Context, region: str) -> dict[str, Any]:
-    source = load_region(ctx.inventory_root, region)
+    source = load_region(ctx.inventory_root, region, cache_dir=ctx.state_dir / "cache")
     nodes: list[dict[str, Any]] = []
     lock_doc = None
     last_run = None

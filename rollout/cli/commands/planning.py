@@ -39,7 +39,7 @@ def validate(ctx: typer.Context, region: RegionOpt, output: OutputOpt = "text") 
       rollout validate --region example -o json | jq .nodes
     """
     _check_output(output)
-    source = load(ctx.obj, region)
+    source = load(ctx.obj, region, cached=False)
     r = source.region
     con = console()
     if output == "json":
