@@ -550,11 +550,18 @@ class _Loader:
         hints = hv.get("root_device_hints") if isinstance(hv.get("root_device_hints"), dict) else {}
         osds_raw = hv.get("ceph_osd_devices") if isinstance(hv.get("ceph_osd_devices"), list) else []
         osds: list[OsdDevice] = []
+        file_backend = hv.get("ceph_osd_backend") == "file"
         for i, dev in enumerate(osds_raw):
             if not isinstance(dev, dict) or not isinstance(dev.get("path"), str):
                 continue
             path = dev["path"]
-            if not path.startswith(STABLE_DEVICE_PREFIXES):
+            if file_backend:
+                # Lab/Molecule only: bluestore on a file in a directory of the node's data volume.
+                if not path.startswith("/") or path.startswith("/dev/"):
+                    self.host_problem(host, ("ceph_osd_devices", str(i), "path"),
+                                      f"`{path}` is not a data directory (ceph_osd_backend is `file`)",
+                                      "use an absolute directory on the data volume, e.g. /var/lib/rollout-data/osd-0")
+            elif not path.startswith(STABLE_DEVICE_PREFIXES):
                 self.host_problem(host, ("ceph_osd_devices", str(i), "path"),
                                   f"OSD device `{path}` is not a stable name (/dev/sdX can change across boots)",
                                   "use the /dev/disk/by-id/... or /dev/disk/by-path/... name of the disk")

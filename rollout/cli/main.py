@@ -17,6 +17,15 @@ from typing import Annotated
 import click
 import typer
 
+try:  # typer >= 0.24 vendors its own copy of click; its exceptions are distinct classes
+    from typer._click import exceptions as _tclick
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _tclick = click.exceptions  # type: ignore[assignment]
+
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_CLICK_ERROR = (click.ClickException, _tclick.ClickException)
+
 from rollout.app.context import Context
 from rollout.cli.console import console
 from rollout.errors import RolloutError
@@ -87,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             con.hint(exc.hint)
         code = exc.exit_code
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORT:
         con.error("interrupted")
         code = ExitCode.INTERRUPTED
-    except click.ClickException as exc:
+    except _CLICK_ERROR as exc:
         exc.show()
         code = ExitCode.USAGE
     except KeyboardInterrupt:

@@ -91,7 +91,7 @@ def render_cmd(
         raise ConfigError("--include-secrets needs --out DIR", hint="Secrets are never written to stdout")
     if check and out is not None:
         raise ConfigError("--check writes nothing; drop --out or --check")
-    source = load(ctx.obj, region)
+    source = load(ctx.obj, region, cached=not check)  # --check writes nothing, not even the cache
     r = source.region
     if not r.bundle_base_url:
         raise ConfigError(
