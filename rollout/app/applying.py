@@ -13,6 +13,7 @@ Order of operations (each before the next):
 from __future__ import annotations
 
 import shlex
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rollout.app.context import Context
+from rollout.app.migrating import CapiWiring, LeaseKeeper, bundle_ref, capi_steps
 from rollout.app.observing import observe_region
 from rollout.app.planning import content_revision, node_revisions, resolve_limit
 from rollout.backends.ansible import AnsibleRunner, AnsibleSettings
@@ -28,8 +30,10 @@ from rollout.backends.ceph import AnsibleCephRunner, CephAdmin, PodmanExecRunner
 from rollout.backends.redfish import BmcCredentials, RedfishBmc, RedfishTarget
 from rollout.errors import ConfigError, PreflightError, SafetyRefused
 from rollout.executor.engine import CrashPoints, Engine, Outcome, Progress
+from rollout.executor.ports import StepRunner
 from rollout.executor.resume import PLAN_NODE, Unfinished, pending_plan, plan_note, unfinished_operations
 from rollout.executor.steps_ansible import AnsibleSteps
+from rollout.executor.steps_router import StepRouter
 from rollout.inventory import RegionSource, load_region
 from rollout.journal import Journal, new_run_id
 from rollout.lock import LockStale, RegionLock
@@ -50,6 +54,7 @@ class ApplyRequest:
     plan_file: Path | None = None
     reason: str = ""
     command: str = ""
+    method_override: Method | None = None  # `rollout migrate --to`
 
 
 @dataclass(frozen=True)
@@ -149,15 +154,20 @@ class Session:
         self.say = say
         self.source = load_region(ctx.inventory_root, request.region)
         region = self.source.region
-        if region.method is not Method.ANSIBLE and not region.clusters.has_management:
-            raise PreflightError(f"region {region.name} wants method {region.method.value} but has no "
+        desired = request.method_override or region.method
+        if desired is not Method.ANSIBLE and not region.clusters.has_management:
+            raise PreflightError(f"region {region.name} wants method {desired.value} but has no "
                                  "management cluster", hint="set clusters.management in region.yml")
+        # With a management cluster the observation also comes from CAPI objects, the CAPI steps are
+        # routed there, and a Lease guards the region across machines (rollout.app.migrating).
+        self.capi: CapiWiring | None = CapiWiring.connect(region) if region.clusters.has_management else None
         self.run_id = new_run_id()
         self.journal = Journal.open(region.name, ctx.state_dir, secrets=self.source.secret_values())
         self.lock = RegionLock(self.journal)
         self.holder = None
         self.ansible, self.artifacts = ansible_runner(ctx, self.source, self.run_id)
         self.ceph = ceph_admin(self.source, self.ansible)
+        self.lease: LeaseKeeper | None = None
 
     def __enter__(self) -> Session:
         try:
@@ -165,9 +175,18 @@ class Session:
         except LockStale as exc:
             self.say(f"Taking over a stale lock: {exc.message}")
             self.holder = self.lock.acquire(self.run_id, take_over_stale=True)
+        if self.capi is not None:
+            try:
+                self.lease = LeaseKeeper(self.capi.lease(f"{socket.gethostname()}/{self.run_id}")).start()
+            except BaseException:
+                self.lock.release(self.holder.lock_id)
+                self.holder = None
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.lease is not None:
+            self.lease.stop()
         if self.holder is not None:
             self.lock.release(self.holder.lock_id)
         self.journal.close()
@@ -176,6 +195,8 @@ class Session:
         region = self.source.region
         self.say(f"Observing region {region.name} (SSH markers, Ceph)...")
         observation = observe_region(self.source, self.ansible, self.ceph, self.journal)
+        if self.capi is not None:
+            observation = self.capi.observe(observation)
         # --retry NODE clears its quarantine for this plan.
         if self.request.retry:
             observation = replace(observation, nodes=tuple(
@@ -185,6 +206,7 @@ class Session:
             limit_pattern=self.request.limit,
             reimage=self.request.reimage,
             desired_revisions=node_revisions(self.source, content_revision()),
+            method_override=self.request.method_override,
         )
         plan = make_plan(region, observation, request, _now())
         transitions = self.journal.transitions()
@@ -226,7 +248,12 @@ class Session:
         steps = AnsibleSteps(region=region, ansible=self.ansible, ceph=self.ceph, bmc_for=bmc_factory(self.source),
                              revisions=node_revisions(self.source, content_revision()),
                              known_hosts=self.ansible.settings.known_hosts)
-        engine = Engine(region=region, actions=plan.actions, runner=steps, ceph=CephGateAdapter(self.ceph),
+        runner: StepRunner = steps
+        if self.capi is not None:
+            capi = capi_steps(self.source, self.capi, self.ansible, self.ceph,
+                              node_revisions(self.source, content_revision()), bundle_ref(self.source))
+            runner = StepRouter(steps, capi)
+        engine = Engine(region=region, actions=plan.actions, runner=runner, ceph=CephGateAdapter(self.ceph),
                         journal=self.journal, run_id=self.run_id, progress=progress, unfinished=unfinished,
                         stop=stop, crash=CrashPoints.from_env(), poll=2.0)
         outcome = engine.run()
