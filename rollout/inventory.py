@@ -636,6 +636,7 @@ class _Loader:
             gpu=gpu,
             ovn=ovn,
             interfaces=tuple(interfaces),
+            method=Method(hv["rollout_method"]) if hv.get("rollout_method") in ("ansible", "capi") else None,
         )
 
     def _check_unique(self, nodes: list[Node], node_vars: dict[str, dict[str, Any]]) -> None:

@@ -77,6 +77,7 @@ class Node:
     ovn: OvnSpec | None = None
     interfaces: tuple[Interface, ...] = ()
     groups: tuple[str, ...] = ()
+    method: Method | None = None  # per-node `rollout_method` (a half-migrated region); None = region's
 
     @property
     def gpu_model(self) -> str | None:

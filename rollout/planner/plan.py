@@ -90,7 +90,8 @@ def _decide(
         return ActionKind.PROVISION, f"not provisioned yet; bring it up with the {desired.value} method"
     if observed != desired.value:
         kind = ActionKind.MIGRATE_TO_CAPI if desired is Method.CAPI else ActionKind.MIGRATE_TO_ANSIBLE
-        return kind, f"managed by {observed}, region.yml wants {desired.value}"
+        where = "the inventory (rollout_method)" if node.method is not None else "region.yml"
+        return kind, f"managed by {observed}, {where} wants {desired.value}"
     if obs.healthy is False:
         return ActionKind.CONFIGURE, "last verify failed: configure again and re-verify"
     want = request.desired_revisions.get(node.name)
@@ -106,11 +107,11 @@ def _decide(
     return ActionKind.NONE, f"up to date ({desired.value}, revision {obs.config_revision or 'unknown'}, verified)"
 
 
-def _refusals(region: Region, desired: Method, kinds: Mapping[str, ActionKind]) -> list[str]:
+def _refusals(region: Region, desired: Method, kinds: Mapping[str, ActionKind], any_capi: bool = False) -> list[str]:
     out: list[str] = []
     needs_capi = any(
         k in (ActionKind.MIGRATE_TO_CAPI, ActionKind.MIGRATE_TO_ANSIBLE) or
-        (desired is Method.CAPI and k is not ActionKind.NONE)
+        ((desired is Method.CAPI or any_capi) and k is not ActionKind.NONE)
         for k in kinds.values()
     )
     if needs_capi and not region.clusters.has_management:
@@ -125,11 +126,18 @@ def _refusals(region: Region, desired: Method, kinds: Mapping[str, ActionKind]) 
 
 def make_plan(region: Region, observation: Observation, request: PlanRequest, now: str) -> Plan:
     """Decide per node. `now` is an ISO-8601 timestamp supplied by the caller (no clock here)."""
-    desired = request.method_override or region.method
+    region_desired = request.method_override or region.method
     unknown = observation.is_unknown
+
+    def desired_of(node: Node) -> Method:
+        # `rollout migrate --to` overrides everything; else a node's own `rollout_method` (a region
+        # half-migrated for weeks), else region.yml's method.
+        return request.method_override or node.method or region.method
+
     decided: dict[str, tuple[ActionKind, str]] = {
-        n.name: _decide(n, observation.node(n.name), desired, request, unknown) for n in region.nodes
+        n.name: _decide(n, observation.node(n.name), desired_of(n), request, unknown) for n in region.nodes
     }
+    desired = region_desired
     domain_order = region.failure_domains
     by_domain = sorted(region.nodes, key=lambda n: (domain_order.index(n.failure_domain), n.name))
     actions: list[Action] = []
@@ -140,14 +148,14 @@ def make_plan(region: Region, observation: Observation, request: PlanRequest, no
         if kind is ActionKind.NONE:
             actions.append(Action(node=node.name, kind=kind, reason="", skip_reason=why,
                                   failure_domain=node.failure_domain, node_class=node.node_class,
-                                  desired_method=desired.value, observed_method=obs.managed_by,
+                                  desired_method=desired_of(node).value, observed_method=obs.managed_by,
                                   gpu_model=node.gpu_model))
             continue
         position += 1
         actions.append(Action(node=node.name, kind=kind, reason=why, failure_domain=node.failure_domain,
-                              node_class=node.node_class, desired_method=desired.value,
+                              node_class=node.node_class, desired_method=desired_of(node).value,
                               observed_method=obs.managed_by, position=position,
-                              steps=steps_for(kind, desired, region.clusters.has_workload),
+                              steps=steps_for(kind, desired_of(node), region.clusters.has_workload),
                               gpu_model=node.gpu_model))
     largest_domain = max((sum(1 for n in region.nodes if n.failure_domain == d) for d in domain_order), default=0)
     return Plan(
@@ -159,6 +167,7 @@ def make_plan(region: Region, observation: Observation, request: PlanRequest, no
         actions=tuple(sorted(actions, key=lambda a: a.node)),
         domain_order=domain_order,
         max_in_flight=min(region.policy.max_unavailable, largest_domain),
-        refusals=tuple(_refusals(region, desired, {k: v[0] for k, v in decided.items()})),
+        refusals=tuple(_refusals(region, desired, {k: v[0] for k, v in decided.items()},
+                                 any(desired_of(n) is Method.CAPI for n in region.nodes))),
         limit=request.limit_pattern,
     )

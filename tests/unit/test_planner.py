@@ -107,3 +107,20 @@ def test_steps_skip_drain_without_workload_cluster() -> None:
     assert with_wl.index("storage-fence") < with_wl.index("reprovision") < with_wl.index("storage-unfence")
     migrate = steps_for(ActionKind.MIGRATE_TO_ANSIBLE, Method.ANSIBLE, has_workload=True)
     assert migrate.index("detach-bmh") < migrate.index("delete-bmh")
+
+
+def test_per_node_rollout_method_keeps_a_half_migrated_region_still() -> None:
+    region = make_region(racks=2, per_rack=1)
+    migrated, other = region.nodes[0].name, region.nodes[1].name
+    region = replace(region, nodes=(replace(region.nodes[0], method=Method.CAPI), region.nodes[1]))
+    observation = obs(region.name,
+                      a=NodeObservation(name=migrated, managed_by="capi", config_revision="r1", healthy=True,
+                                        node_ready=True),
+                      b=NodeObservation(name=other, managed_by="ansible", config_revision="r1", healthy=True))
+    plan = make_plan(region, observation, PlanRequest(desired_revisions={migrated: "r1", other: "r1"}), NOW)
+    assert plan.action(migrated).kind is ActionKind.NONE and plan.action(migrated).desired_method == "capi"
+    assert plan.action(other).kind is ActionKind.NONE
+    # Without the per-node method the region-wide one would move it back: that is the hazard it removes.
+    plain = replace(region, nodes=(replace(region.nodes[0], method=None), region.nodes[1]))
+    back = make_plan(plain, observation, PlanRequest(desired_revisions={migrated: "r1", other: "r1"}), NOW)
+    assert back.action(migrated).kind is ActionKind.MIGRATE_TO_ANSIBLE
