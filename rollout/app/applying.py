@@ -95,7 +95,7 @@ def ansible_runner(ctx: Context, source: RegionSource, run_id: str) -> tuple[Ans
     artifacts = state / "runs" / run_id
     artifacts.mkdir(parents=True, exist_ok=True)
     settings = AnsibleSettings(
-        inventory=source.hosts_file,
+        inventory=source.hosts_file.resolve(),
         artifacts_dir=artifacts,
         known_hosts=state / "known_hosts",
         project_dir=project_dir() / "playbooks",

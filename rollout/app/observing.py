@@ -26,7 +26,8 @@ def observe_region(source: RegionSource, ansible: AnsibleRunner, ceph: CephAdmin
         res = ansible.run_playbook(str(PACKAGE_PLAYBOOKS / "observe.yml"), limit=names, step="observe",
                                    extravars={"rollout_observe_dir": tmp}, timeout=300)
         markers = read_applied_markers(Path(tmp))
-    unreachable = [h for h, f in res.failures.items() if f.unreachable]
+    # A node Ansible never reported on (not in the stats) was not observed: unknown, not "fine".
+    unreachable = [h for h, f in res.failures.items() if f.unreachable] + [h for h in names if h not in res.stats]
     nodes = node_observations(names, markers, unreachable, quarantined(journal.transitions()))
     ceph_obs = ceph.observe() if ceph is not None else None
     return Observation(region=source.region.name,
