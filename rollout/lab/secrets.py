@@ -64,9 +64,12 @@ def generate_missing(existing: dict[str, Any], nodes: list[str], ceph_bootstrap_
         creds.setdefault(node, {"username": f"bmc-{node}", "password": _token(24)})
     data["vault_bmc_credentials"] = creds
     data.setdefault("vault_grid_client_token", "LAB-NOT-A-LICENSE-" + _token(32))
-    # The lab has no kube-apiserver, hence no bootstrap token: the kubelet role joins whenever a token is
-    # given, so the honest value is empty (kubelet is installed and configured, never joined).
-    data["vault_kubeadm_join_token"] = ""
+    # The lab has no kube-apiserver: `kubelet_join: false` (group_vars) keeps the role from joining, but it
+    # still writes and validates the node's v1beta4 JoinConfiguration, which needs a well-formed bootstrap
+    # token (`[a-z0-9]{6}.[a-z0-9]{16}`); this one is generated and unknown to any cluster.
+    if not data.get("vault_kubeadm_join_token"):
+        alphabet = string.ascii_lowercase + string.digits
+        data["vault_kubeadm_join_token"] = f"{_token(6, alphabet)}.{_token(16, alphabet)}"
     if ceph_bootstrap_osd_key:
         data["vault_ceph_bootstrap_osd_key"] = ceph_bootstrap_osd_key
     data.setdefault("vault_ceph_bootstrap_osd_key", "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ast
 from pathlib import Path
 
@@ -88,7 +90,9 @@ def test_vault_round_trip_and_generation_keeps_existing(tmp_path: Path) -> None:
     assert set(grown["vault_bmc_credentials"]) == {"r1-n01", "r1-n02"}
     assert grown["vault_ceph_bootstrap_osd_key"] == "KEY2"
     assert grown["vault_grid_client_token"] == data["vault_grid_client_token"]
-    assert grown["vault_kubeadm_join_token"] == ""     # no kube-apiserver in the lab: never join
+    # A well-formed bootstrap token (kubelet_join stays false in the lab), kept across runs.
+    assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", grown["vault_kubeadm_join_token"])
+    assert grown["vault_kubeadm_join_token"] == data["vault_kubeadm_join_token"]
     with pytest.raises(Exception, match=r"(?i)decrypt"):
         secrets.read_vault(vault, b"wrong")
 
