@@ -16,6 +16,7 @@ from `topology`, so it is stable across re-installs and lab re-creations.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,11 @@ def render_group_vars(*, paths_root: Path, ceph: dict[str, str], ovn_remote: str
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes",
         "kubernetes_version": "1.31.4",
         "kubernetes_apt_minor": "v1.31",
-        # The lab has no kube-apiserver (none is installable here): see region.yml `clusters`.
-        "kube_control_plane_endpoint": "",
-        "kubeadm_ca_cert_hashes": [],
+        # The lab has no kube-apiserver (none is installable here): see region.yml `clusters`. The join
+        # inputs are well-formed placeholders (nothing listens at .4; the hash is of no real CA) so that
+        # the kubelet role validates and writes the node's JoinConfiguration; `kubelet_join: false`.
+        "kube_control_plane_endpoint": f"{SUBNET.network_address + 4}:6443",
+        "kubeadm_ca_cert_hashes": ["sha256:" + hashlib.sha256(b"rollout-lab-no-apiserver").hexdigest()],
         "ovn_remote": ovn_remote,
         "ovn_encap_type": "geneve",
         "ceph_fsid": ceph["fsid"],

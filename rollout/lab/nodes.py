@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import io
+import json
 import socket
 import tarfile
 import time
@@ -60,7 +61,24 @@ def mounts_for(node: LabNode, shared: list[str], apt_cache_root: str | None) -> 
         cache = Path(apt_cache_root) / node.name
         cache.mkdir(parents=True, exist_ok=True)
         mounts.append(f"{cache}:/var/cache/apt/archives")
+        mounts.append(f"{hardware_dir(Path(apt_cache_root).parent, node)}:/etc/rollout-standin")
     return mounts
+
+
+# Simulated PCI GPUs per node class (what the stand-in nvidia-smi reports; see images/standin).
+_GPUS = {"hc_t4": [{"model": "T4", "bus_id": "00000000:3B:00.0"}]}
+
+
+def hardware_dir(state_dir: Path, node: LabNode) -> Path:
+    """The node's simulated hardware description (`gpus.json` for the stand-in NVIDIA tools).
+
+    It belongs to the machine, not to its OS, so it lives outside the container and survives
+    re-installs, like the PCI devices of a real server.
+    """
+    path = state_dir / "hardware" / node.name
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "gpus.json").write_text(json.dumps({"gpus": _GPUS.get(node.node_class, [])}, indent=2) + "\n")
+    return path
 
 
 def create(node: LabNode, image: str, pubkey: str, extra_mounts: list[str] | None = None) -> None:
