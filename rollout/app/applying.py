@@ -52,6 +52,7 @@ class ApplyRequest:
     reimage: frozenset[str] = frozenset()
     retry: frozenset[str] = frozenset()
     plan_file: Path | None = None
+    force_configure: bool = False
     reason: str = ""
     command: str = ""
     method_override: Method | None = None  # `rollout migrate --to`
@@ -207,6 +208,7 @@ class Session:
             reimage=self.request.reimage,
             desired_revisions=node_revisions(self.source, content_revision()),
             method_override=self.request.method_override,
+            force_configure=self.request.force_configure,
         )
         plan = make_plan(region, observation, request, _now())
         transitions = self.journal.transitions()

@@ -17,6 +17,11 @@ from typing import Annotated
 import click
 import typer
 
+from rollout.app.context import Context
+from rollout.cli.console import console
+from rollout.errors import RolloutError
+from rollout.exitcodes import HELP_TEXT, ExitCode
+
 try:  # typer >= 0.24 vendors its own copy of click; its exceptions are distinct classes
     from typer._click import exceptions as _tclick
 except ImportError:  # pragma: no cover - older typer uses click itself
@@ -25,11 +30,6 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 _EXIT = (click.exceptions.Exit, typer.Exit)
 _ABORT = (click.exceptions.Abort, typer.Abort)
 _CLICK_ERROR = (click.ClickException, _tclick.ClickException)
-
-from rollout.app.context import Context
-from rollout.cli.console import console
-from rollout.errors import RolloutError
-from rollout.exitcodes import HELP_TEXT, ExitCode
 
 app = typer.Typer(
     name="rollout",

@@ -31,6 +31,7 @@ class PlanRequest:
     reimage: frozenset[str] = frozenset()  # nodes the operator wants re-imaged
     desired_revisions: Mapping[str, str] = field(default_factory=dict)  # node -> config revision
     method_override: Method | None = None  # `rollout migrate --to`
+    force_configure: bool = False  # `rollout apply --force-configure`: re-run site.yml on up-to-date nodes
 
 
 def steps_for(kind: ActionKind, method: Method, has_workload: bool) -> tuple[str, ...]:
@@ -104,6 +105,8 @@ def _decide(
         return ActionKind.CONFIGURE, f"node configuration changed ({have} -> {want})"
     if desired is Method.CAPI and obs.node_ready is False:
         return ActionKind.REIMAGE, "CAPI node not Ready: replace it in place"
+    if request.force_configure:
+        return ActionKind.CONFIGURE, "up to date, but --force-configure asks to re-run the configuration"
     return ActionKind.NONE, f"up to date ({desired.value}, revision {obs.config_revision or 'unknown'}, verified)"
 
 

@@ -80,6 +80,10 @@ def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: 
         con.say(render_plan_text(plan, session.source.region, verbose=True))
         if not plan.has_changes:
             con.say("Nothing to do.", style="green")
+            if output == "json":
+                con.data(json.dumps({"schema": "rollout.run/v1", "run_id": None, "done": [], "quarantined": [],
+                                     "not_started": [], "halted": None, "interrupted": False, "stalled": None,
+                                     "nothing_to_do": True}, indent=2) + "\n")
             con.next_command(f"rollout status --region {request.region}")
             return ExitCode.OK
         disruptive = [a.node for a in plan.changes if a.kind.rewrites_os_disk]
@@ -103,7 +107,8 @@ def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: 
             con.data(json.dumps({"schema": "rollout.run/v1", "run_id": outcome.run_id, "done": list(outcome.done),
                                  "quarantined": [{"node": n, "reason": r} for n, r in outcome.quarantined],
                                  "not_started": list(outcome.not_started), "halted": outcome.halted,
-                                 "interrupted": outcome.interrupted, "stalled": outcome.stalled}, indent=2) + "\n")
+                                 "interrupted": outcome.interrupted, "stalled": outcome.stalled,
+                                 "nothing_to_do": False}, indent=2) + "\n")
         return _report(con, outcome, request.region, session.artifacts)
 
 
@@ -115,6 +120,8 @@ def apply(
     limit: Annotated[str | None, typer.Option("--limit", "-l", help="Ansible limit pattern.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (automation).")] = False,
     retry: Annotated[list[str] | None, typer.Option("--retry", help="Take a quarantined node again.")] = None,
+    force_configure: Annotated[bool, typer.Option("--force-configure", help="Re-run site.yml + verify.yml on "
+                                                  "nodes that are up to date (drift repair).")] = False,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json (run summary on stdout).")] = "text",
 ) -> int:
     """Observe, plan and carry out the plan, failure domain by failure domain; resumes interrupted runs.
@@ -134,7 +141,8 @@ def apply(
 
       rollout apply --region lab --retry lab-r1-n2
     """
-    request = ApplyRequest(region=region, limit=limit, plan_file=plan_file, retry=frozenset(retry or ()))
+    request = ApplyRequest(region=region, limit=limit, plan_file=plan_file, retry=frozenset(retry or ()),
+                           force_configure=force_configure)
     return _run(ctx, request, yes=yes, confirm_word=None, output=output)
 
 
