@@ -24,6 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+READING = """Reading. Loading through ansible-core's InventoryManager + VariableManager (what `ansible-playbook`
+sees, vault and precedence included) costs about 14x a bare PyYAML read of the same files, about 9 ms
+per node, dominated by `VariableManager.get_vars` per host. It is linear: 10,000 nodes take 1.5
+minutes and 669 MB on a cold load. That needed a faster path, so rollout keeps a cache of the
+validated region keyed by a fingerprint of every inventory file (`rollout/inventory_cache.py`;
+secrets only vault-encrypted): later commands load 10,000 nodes in 6.6 s and 249 MB, and the plan
+itself takes 0.37 s. `rollout validate` always does the full load.
+"""
+
+
 def measure(region_dir: Path, cache_dir: Path | None) -> dict[str, float]:
     import yaml
 
@@ -99,9 +109,10 @@ def main() -> None:
                      f"{r['plan_s']:.3f} | {'met' if r['plan_s'] < 2 else 'MISSED'} | {r['peak_rss_mb']:.0f} |")
     out = ROOT / "docs" / "benchmarks.d" / "b3_plan.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("Command: `python bench/plan_scale.py` (cold: 1 child process; cached: median of 3; each a "
-                   "fresh process)\n\n"
-                   + "\n".join(lines) + "\n")
+    out.write_text("## B3: inventory load, validation and plan at scale\n\n"
+                   "Command: `python bench/plan_scale.py` (regions from `bench/gen_region.py`; cold: 1 child "
+                   "process; cached: median of 3; each a fresh process)\n\n"
+                   + "\n".join(lines) + "\n\n" + READING)
     print(f"wrote {out}")
 
 
