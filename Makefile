@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Molecule and ansible-runner call ansible-* tools by name: the venv must be first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/images/containers.conf
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.rollout/ansible-tmp
 export ANSIBLE_HOME := $(CURDIR)/.rollout/ansible-home
