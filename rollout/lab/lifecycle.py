@@ -306,7 +306,7 @@ def down(paths: LabPaths, report: Report = _noop) -> dict[str, list[str]]:
     _prune_empty_dirs(Path(state.get("inventory_dir", "")))
     for sub in ("state.json", "reinstalls.jsonl", "vault-password.txt"):
         (paths.root / sub).unlink(missing_ok=True)
-    for sub in ("ssh", "pki", "bmc", "run", "standin", "apt-cache"):
+    for sub in ("ssh", "pki", "bmc", "run", "standin", "apt-cache", "hardware"):
         shutil.rmtree(paths.root / sub, ignore_errors=True)
     with contextlib.suppress(OSError):
         paths.root.rmdir()
