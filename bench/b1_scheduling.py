@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -183,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "benchmarks.d")
     ap.add_argument("--img", type=Path, default=ROOT / "docs" / "img" / "b1_makespan.png")
     args = ap.parse_args(argv)
+    if args.quick and args.out_dir == ap.get_default("out_dir"):
+        # The CI smoke variant never overwrites the recorded full results.
+        args.out_dir = Path(tempfile.mkdtemp(prefix="rollout-bench-quick-"))
+        args.img = args.out_dir / "b1_makespan.png"
     sizes = sorted(args.sizes or ([12, 48] if args.quick else list(params.SIZES)))
     seeds = args.seeds or (4 if args.quick else 200)
     cmd = "python -m bench.b1_scheduling" + (" --quick" if args.quick else "")

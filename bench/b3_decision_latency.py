@@ -19,6 +19,7 @@ import gc
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "benchmarks.d")
     args = ap.parse_args(argv)
+    if args.quick and args.out_dir == ap.get_default("out_dir"):
+        # The CI smoke variant never overwrites the recorded full results.
+        args.out_dir = Path(tempfile.mkdtemp(prefix="rollout-bench-quick-"))
     runs = [(8, 12, 1, None)] if args.quick else [(25, 40, 3, None), (100, 100, 1, 2000)]
     results = [measure(r, h, s, explain, m) for r, h, s, m in runs for explain in (True, False)]
     # The same 1,000-node runs without the cyclic GC: separates the scheduler's own cost from GC pauses.

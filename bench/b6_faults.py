@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "benchmarks.d")
     args = ap.parse_args(argv)
+    if args.quick and args.out_dir == ap.get_default("out_dir"):
+        # The CI smoke variant never overwrites the recorded full results.
+        args.out_dir = Path(tempfile.mkdtemp(prefix="rollout-bench-quick-"))
     sizes = sorted(args.sizes or ([12] if args.quick else [48, 200]))
     seeds = args.seeds or (4 if args.quick else 200)
     cmd = "python -m bench.b6_faults" + (" --quick" if args.quick else "")

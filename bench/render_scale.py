@@ -48,7 +48,10 @@ def main() -> None:
     parser.add_argument("--nodes-per-rack", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=None, help="inventory root to reuse (default: temp dir)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="CI smoke: 2 racks x 10 nodes, one render")
     args = parser.parse_args()
+    if args.quick:
+        args.racks, args.nodes_per_rack, args.repeat = 2, 10, 1
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="rr-bench-"))
     name = f"gen{args.racks}x{args.nodes_per_rack}"
