@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,21 +13,13 @@ from rollout.model.region import Timeouts
 from rollout.observe.capi import ManagementState, collect_management
 from rollout.observe.kube import WorkloadNode, collect_nodes
 from rollout.testing.capi_sim import CapiSimulator, Delays, Faults, VirtualClock, unsafe_bmh_deletions
-from rollout.testing.kubeapi import RunningEmulator, start_emulator
+from rollout.testing.kubeapi import RunningEmulator
 
 pytestmark = pytest.mark.integration
 
 BMH = "metal3.io/v1alpha1"
 CAPI = "cluster.x-k8s.io/v1beta2"
 DETACHED = "baremetalhost.metal3.io/detached"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[RunningEmulator]:
-    running = start_emulator()
-    yield running
-    running.stop()
-    assert running.emulator.internal_errors == []
 
 
 class World:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,24 +13,11 @@ from kubernetes import client as kc
 from rollout.backends.kube import ApplyConflict, KubeBackend, LeaseHeld, LeaseLock, Retry, WaitTimeout
 from rollout.errors import PermanentError, SafetyRefused, TransientError
 from rollout.model.region import Timeouts
-from rollout.testing.kubeapi import RunningEmulator, start_emulator
+from rollout.testing.kubeapi import RunningEmulator
 
 pytestmark = pytest.mark.integration
 
 BMH_API = "metal3.io/v1alpha1"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[RunningEmulator]:
-    running = start_emulator()
-    yield running
-    running.stop()
-    assert running.emulator.internal_errors == []
-
-
-@pytest.fixture(scope="module")
-def api(emu: RunningEmulator) -> kc.ApiClient:
-    return emu.api_client()
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,6 @@ from rollout.testing.kubeapi import RunningEmulator, crd_dir, load_crds, parse_l
 pytestmark = pytest.mark.integration
 
 BMH = "metal3.io/v1alpha1"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[RunningEmulator]:
-    running = start_emulator()
-    yield running
-    running.stop()
-    assert running.emulator.internal_errors == []
-
-
-@pytest.fixture(scope="module")
-def api(emu: RunningEmulator) -> kc.ApiClient:
-    return emu.api_client()
 
 
 @pytest.fixture(scope="module")
