@@ -45,7 +45,10 @@ def migrate(
     Stop any time with Ctrl-C; `rollout migrate` (or `rollout apply`) again resumes the nodes in flight.
     A half-migrated region is a normal state: to reverse, migrate the other way (finished nodes move
     back; a node in flight is finished first). Equivalent to changing `method` in region.yml and
-    running `rollout apply`. Exit codes as `rollout apply`: 0 ok, 3 refused for safety, 4 partial, 64 usage.
+    running `rollout apply`. To keep a region half-migrated, record the migrated nodes' method in the
+    inventory (`rollout_method: capi` in their host_vars or their rack's group_vars): plain `rollout apply`
+    plans every node toward its inventory method and would otherwise move them back.
+    Exit codes as `rollout apply`: 0 ok, 3 refused for safety, 4 partial, 64 usage.
 
     Examples:
 
