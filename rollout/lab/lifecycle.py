@@ -304,7 +304,8 @@ def down(paths: LabPaths, report: Report = _noop) -> dict[str, list[str]]:
             write_atomic(path, original)
         removed["files"].append(path_s)
     _prune_empty_dirs(Path(state.get("inventory_dir", "")))
-    for sub in ("state.json", "reinstalls.jsonl", "vault-password.txt"):
+    # known_hosts: rollout's own record of the lab nodes' SSH keys; the machines are gone with the lab.
+    for sub in ("state.json", "reinstalls.jsonl", "vault-password.txt", "known_hosts"):
         (paths.root / sub).unlink(missing_ok=True)
     for sub in ("ssh", "pki", "bmc", "run", "standin", "apt-cache", "hardware"):
         shutil.rmtree(paths.root / sub, ignore_errors=True)
