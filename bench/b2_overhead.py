@@ -84,6 +84,7 @@ def main() -> None:
     spread = f"{min(base):.1f}-{max(base):.1f}", f"{min(cand):.1f}-{max(cand):.1f}"
     out = ROOT / "docs" / "benchmarks.d" / "b2.md"
     out.write_text(
+        "## B2: orchestration overhead versus plain ansible-playbook (lab)\n\n"
         "Command: `python bench/b2_overhead.py` (alternating, same script; lab 3 racks x 2 nodes, forks 2 = "
         "the lab's max_unavailable)\n\n"
         "| side | median (s) | range (s) | runs |\n|---|---:|---|---:|\n"
