@@ -114,13 +114,13 @@ def test_random_kills_then_resume(lab: Lab, request: pytest.FixtureRequest) -> N
         assert _noout_groups(lab) == []
         results.append({"run": i, "node": node, "kill_after_s": round(delay, 1), "killed": killed,
                         "left_work": sorted(left_work), "reinstalls": count, "resume_first_action_s": first_action})
+        report = ROOT / ".rollout" / "crash-test-results.json"
+        report.write_text(json.dumps(results, indent=2))  # after every run: a long suite leaves a record
         if left_work:  # a kill before the operation started leaves nothing to resume (and nothing done)
             assert first_action is not None and first_action < 5.0, results[-1]
             assert count == 1, results[-1]  # the interrupted re-image was finished, exactly once
         done = rollout("status", "--region", "lab", "-o", "json", check=True)
         assert not [n for n in json.loads(done.stdout)["nodes"] if n["unfinished"] or n["quarantined"]]
-    report = ROOT / ".rollout" / "crash-test-results.json"
-    report.write_text(json.dumps(results, indent=2))
 
 
 def _unfinished_in_journal() -> set[str]:
