@@ -80,6 +80,15 @@ def test_reimage_one_node_keeps_osds_and_chassis(lab: Lab) -> None:
     assert "e2e test" in hist.stderr
 
 
+def test_b2_overhead_quick_smoke(lab: Lab) -> None:
+    """B2's CI smoke variant (one node, one repetition) needs the lab, so it runs here; no timing asserted."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "b2_overhead.py"), "--quick"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "CONTAINERS_CONF": str(ROOT / "images" / "containers.conf")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "median: ansible-playbook" in proc.stdout and "ratio" in proc.stdout, proc.stdout
+
+
 @pytest.mark.crash
 def test_random_kills_then_resume(lab: Lab, request: pytest.FixtureRequest) -> None:
     """SIGKILL `rollout reimage` at a random moment, resume with `rollout apply`: every node ends done,
