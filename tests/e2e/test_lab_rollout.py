@@ -88,7 +88,7 @@ def test_no_secret_in_journal_or_artifacts(lab: Lab) -> None:
     from rollout.inventory import load_region
 
     secrets = load_region(ROOT / "inventories", "lab").secret_values()
-    assert len(secrets) >= 4, secrets and len(secrets)
+    assert len(secrets) >= 4, len(secrets)
     state = lab.state / "lab"
     con = sqlite3.connect(f"file:{state / 'journal.sqlite'}?mode=ro", uri=True)
     dump = "\n".join(con.iterdump())
