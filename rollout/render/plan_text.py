@@ -71,7 +71,8 @@ def render_plan_text(plan: Plan, region: Region, *, verbose: bool = False) -> st
         out.append("")
         out.append(f"Left alone ({len(skipped)}):")
         for a in skipped:
-            out.append(f"      {a.node:<16} {a.skip_reason}")
+            out.append(f"      {a.node:<16} [observed {a.observed_method or 'unknown'}, desired {a.desired_method}] "
+                       f"{a.skip_reason}")
     counts = Counter(a.kind for a in plan.changes)
     out.append("")
     summary = ", ".join(f"{counts[k]} {k.value}" for k in ActionKind if k is not ActionKind.NONE and counts[k])
