@@ -111,6 +111,7 @@ def test_b2_overhead_quick_smoke(lab: Lab) -> None:
 
 
 @pytest.mark.crash
+@pytest.mark.timeout(0)  # 20 kill-and-resume runs take longer than the default per-test timeout
 def test_random_kills_then_resume(lab: Lab, request: pytest.FixtureRequest) -> None:
     """SIGKILL `rollout reimage` at a random moment, resume with `rollout apply`: every node ends done,
     none re-installed twice, no noout left; the time until the resumed run acts is recorded in
