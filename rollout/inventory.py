@@ -147,14 +147,7 @@ def _schema(name: str) -> dict[str, Any]:
 
 
 def _leaves(obj: Any) -> Iterator[Any]:
-    if isinstance(obj, dict):
-        for v in obj.values():
-            yield from _leaves(v)
-    elif isinstance(obj, list | tuple):
-        for v in obj:
-            yield from _leaves(v)
-    else:
-        yield obj
+    return (value for _, value in _keyed_leaves(obj))
 
 
 def _has_template(obj: Any) -> bool:

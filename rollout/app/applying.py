@@ -12,6 +12,7 @@ Order of operations (each before the next):
 
 from __future__ import annotations
 
+import functools
 import shlex
 import socket
 import sys
@@ -192,6 +193,11 @@ class Session:
             self.lock.release(self.holder.lock_id)
         self.journal.close()
 
+    @functools.cached_property
+    def revisions(self) -> dict[str, str]:
+        """Per-node desired config revision; hashes every file of roles/ and playbooks/, so once per run."""
+        return node_revisions(self.source, content_revision())
+
     def plan(self) -> tuple[Plan, Observation, dict[str, Unfinished]]:
         region = self.source.region
         self.say(f"Observing region {region.name} (SSH markers, Ceph)...")
@@ -206,7 +212,7 @@ class Session:
             limit=resolve_limit(self.source, self.request.limit),
             limit_pattern=self.request.limit,
             reimage=self.request.reimage,
-            desired_revisions=node_revisions(self.source, content_revision()),
+            desired_revisions=self.revisions,
             method_override=self.request.method_override,
             force_configure=self.request.force_configure,
         )
@@ -248,12 +254,12 @@ class Session:
         self.journal.note(self.run_id, PLAN_NODE, "plan", "accepted",
                           plan_note((a.node, a.kind.value, a.reason) for a in plan.changes))
         steps = AnsibleSteps(region=region, ansible=self.ansible, ceph=self.ceph, bmc_for=bmc_factory(self.source),
-                             revisions=node_revisions(self.source, content_revision()),
+                             revisions=self.revisions,
                              known_hosts=self.ansible.settings.known_hosts)
         runner: StepRunner = steps
         if self.capi is not None:
             capi = capi_steps(self.source, self.capi, self.ansible, self.ceph,
-                              node_revisions(self.source, content_revision()), bundle_ref(self.source))
+                              self.revisions, bundle_ref(self.source))
             runner = StepRouter(steps, capi)
         engine = Engine(region=region, actions=plan.actions, runner=runner, ceph=CephGateAdapter(self.ceph),
                         journal=self.journal, run_id=self.run_id, progress=progress, unfinished=unfinished,
