@@ -28,6 +28,7 @@ from rollout.app.observing import observe_region
 from rollout.app.planning import content_revision, node_revisions, resolve_limit
 from rollout.backends.ansible import AnsibleRunner, AnsibleSettings
 from rollout.backends.ceph import AnsibleCephRunner, CephAdmin, PodmanExecRunner
+from rollout.backends.orphans import find_marked, stop_orphans
 from rollout.backends.redfish import BmcCredentials, RedfishBmc, RedfishTarget
 from rollout.errors import ConfigError, PreflightError, SafetyRefused
 from rollout.executor.engine import CrashPoints, Engine, Outcome, Progress
@@ -104,6 +105,8 @@ def ansible_runner(ctx: Context, source: RegionSource, run_id: str) -> tuple[Ans
         roles_path=(project_dir() / "roles",),
         vault_password_file=source.vault_password_file,
         control_path_dir=Path("/tmp") / f"rollout-cp-{source.region.name}",
+        scope=state,
+        run_id=run_id,
     )
     return AnsibleRunner(settings, secrets=source.secret_values()), artifacts
 
@@ -184,7 +187,25 @@ class Session:
                 self.lock.release(self.holder.lock_id)
                 self.holder = None
                 raise
+        try:
+            self.stop_orphans()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
+
+    def stop_orphans(self) -> None:
+        """Stop Ansible runs a killed predecessor left behind, before observing (they would race the
+        resumed steps on the same node). Safe only under the region lock, which we hold here."""
+        scope = self.ansible.settings.scope
+        orphans = find_marked(scope) if scope is not None else []
+        if not orphans:
+            return
+        by_run = sorted({f"{p.run_id}/{p.step}" for p in orphans})
+        self.say(f"Stopping {len(orphans)} process(es) left by a killed run ({', '.join(by_run)})...")
+        stop_orphans(orphans)
+        self.journal.note(self.run_id, PLAN_NODE, "orphans", "stopped",
+                          "; ".join(p.describe() for p in orphans))
 
     def __exit__(self, *exc: object) -> None:
         if self.lease is not None:

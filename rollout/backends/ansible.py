@@ -41,6 +41,7 @@ from typing import Any
 
 import ansible_runner
 
+from rollout.backends.orphans import marker_env
 from rollout.errors import ConfigError, TransientError
 from rollout.journal import redact, secret_strings
 
@@ -146,6 +147,10 @@ class AnsibleSettings:
     ssh_extra_args: str = ""
     # ssh ControlMaster sockets; kept short (unix socket paths are limited to 108 bytes).
     control_path_dir: Path = field(default_factory=lambda: Path.home() / ".ansible" / "cp")
+    # Marks every process of a run (rollout.backends.orphans), so a resume can stop what a killed
+    # run left behind; None in tests and tools that run no region.
+    scope: Path | None = None
+    run_id: str = "-"
 
 
 def validate_limit(limit: str | Sequence[str]) -> tuple[str, ...]:
@@ -177,7 +182,7 @@ class AnsibleRunner:
         self._seq_lock = threading.Lock()
 
     # -- environment ---------------------------------------------------------------------------------
-    def envvars(self) -> dict[str, str]:
+    def envvars(self, step: str = "-") -> dict[str, str]:
         s = self.settings
         ssh_args = " ".join(
             [
@@ -206,6 +211,8 @@ class AnsibleRunner:
         path = os.environ.get("PATH", "")
         env["PATH"] = path if bindir in path.split(os.pathsep) else os.pathsep.join(p for p in (bindir, path) if p)
         env.update(s.envvars)
+        if s.scope is not None:
+            env.update(marker_env(s.scope, s.run_id, step))
         return env
 
     def _private_dir(self, step: str) -> tuple[Path, str]:
@@ -383,7 +390,7 @@ class AnsibleRunner:
                 private_data_dir=str(private_dir),
                 ident=ident,
                 inventory=str(self.settings.inventory),
-                envvars=self.envvars(),
+                envvars=self.envvars(step),
                 cmdline=self._cmdline(cmdline),
                 limit=",".join(hosts),
                 forks=self.settings.forks,

@@ -18,9 +18,12 @@ import time
 
 import pytest
 
+from rollout.backends.orphans import find_marked
 from tests.e2e.conftest import ROOT, Lab, rollout
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
+
+LAB_SCOPE = (ROOT / ".rollout" / "lab").resolve()  # the region's state dir marks its Ansible processes
 
 
 def _osd_ids_by_host(lab: Lab) -> dict[str, list[int]]:
@@ -134,6 +137,7 @@ def test_random_kills_then_resume(lab: Lab, request: pytest.FixtureRequest) -> N
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             killed = True
+        orphans = [p.command for p in find_marked(LAB_SCOPE)]  # playbooks the kill left running
         left_work = _unfinished_in_journal()
         started = time.monotonic()
         resume = subprocess.Popen([sys.executable, "-m", "rollout.cli.main", "apply", "--region", "lab", "--yes"],
@@ -144,8 +148,11 @@ def test_random_kills_then_resume(lab: Lab, request: pytest.FixtureRequest) -> N
         count = lab.reinstalls().get(node, 0) - before
         assert count <= 1, f"{node} re-installed {count} times after a kill at {delay:.1f}s"
         assert _noout_groups(lab) == []
+        assert find_marked(LAB_SCOPE) == [], "a process of the killed or resumed run is still running"
         results.append({"run": i, "node": node, "kill_after_s": round(delay, 1), "killed": killed,
-                        "left_work": sorted(left_work), "reinstalls": count, "resume_first_action_s": first_action})
+                        "left_work": sorted(left_work), "reinstalls": count, "resume_first_action_s": first_action,
+                        "orphans_after_kill": len(orphans),
+                        "orphans_stopped_by_resume": "process(es) left by a killed run" in err})
         report = ROOT / ".rollout" / "crash-test-results.json"
         report.write_text(json.dumps(results, indent=2))  # after every run: a long suite leaves a record
         if left_work:  # a kill before the operation started leaves nothing to resume (and nothing done)
