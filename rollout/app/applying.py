@@ -33,7 +33,14 @@ from rollout.backends.redfish import BmcCredentials, RedfishBmc, RedfishTarget
 from rollout.errors import ConfigError, PreflightError, SafetyRefused
 from rollout.executor.engine import CrashPoints, Engine, Outcome, Progress
 from rollout.executor.ports import StepRunner
-from rollout.executor.resume import PLAN_NODE, Unfinished, pending_plan, plan_note, unfinished_operations
+from rollout.executor.resume import (
+    PLAN_NODE,
+    Unfinished,
+    pending_plan,
+    plan_note,
+    quarantined_operations,
+    unfinished_operations,
+)
 from rollout.executor.steps_ansible import AnsibleSteps
 from rollout.executor.steps_router import StepRouter
 from rollout.inventory import RegionSource, load_region
@@ -120,13 +127,24 @@ def bmc_factory(source: RegionSource) -> Callable[[Node], RedfishBmc]:
 
 
 def merge_resume(plan: Plan, unfinished: dict[str, Unfinished],
-                 pending: dict[str, tuple[str, str, str]] | None = None, *, has_workload: bool = False) -> Plan:
+                 pending: dict[str, tuple[str, str, str]] | None = None,
+                 retries: dict[str, tuple[str, str]] | None = None, *, has_workload: bool = False) -> Plan:
     """Unfinished operations from the journal replace the fresh decision for their node; nodes of an
-    interrupted run's accepted plan that never started are taken as that plan said."""
+    interrupted run's accepted plan that never started are taken as that plan said; a retried quarantined
+    node (`retries`: node -> (action, reason)) gets at least that action, even when it looks up to date."""
     actions = []
     pending = pending or {}
+    retries = retries or {}
     for action in plan.actions:
         prior = unfinished.get(action.node)
+        retry = retries.get(action.node)
+        if prior is None and retry is not None and (
+                action.kind is ActionKind.NONE or ActionKind(retry[0]).rewrites_os_disk):
+            kind = ActionKind(retry[0])
+            actions.append(replace(action, kind=kind, skip_reason=None, reason=retry[1],
+                                   steps=steps_for(kind, Method(action.desired_method), has_workload),
+                                   position=action.position or 999))
+            continue
         if prior is None:
             carried = pending.get(action.node)
             if carried is not None and carried[0] != action.kind.value and ActionKind(carried[0]).rewrites_os_disk:
@@ -241,10 +259,20 @@ class Session:
         transitions = self.journal.transitions()
         unfinished = unfinished_operations(transitions)
         pending = pending_plan(transitions)
+        # `--retry NODE` takes the quarantined operation again when it had not re-installed the node yet
+        # (a re-image refused at precheck, e.g. by the BMC, is still owed); otherwise the plan decides.
+        retries: dict[str, tuple[str, str]] = {}
+        for node, q in quarantined_operations(transitions).items():
+            if node not in self.request.retry or node in unfinished or node in pending or not q.action:
+                continue
+            again = (ActionKind(q.action) if ActionKind(q.action).rewrites_os_disk and not q.reinstall_issued
+                     else ActionKind.CONFIGURE)
+            retries[node] = (again.value, f"retry of the {q.action} quarantined in run {q.run_id}: {q.reason}")
         if request.limit is not None:
             unfinished = {k: v for k, v in unfinished.items() if k in request.limit}
             pending = {k: v for k, v in pending.items() if k in request.limit}
-        plan = merge_resume(plan, unfinished, pending, has_workload=region.clusters.has_workload)
+            retries = {k: v for k, v in retries.items() if k in request.limit}
+        plan = merge_resume(plan, unfinished, pending, retries, has_workload=region.clusters.has_workload)
         if self.request.plan_file is not None:
             saved = plan_from_json(self.request.plan_file.read_text(), str(self.request.plan_file))
             if saved.region != region.name:
@@ -260,10 +288,39 @@ class Session:
                 a if wanted.get(a.node) == a.kind or a.node in unfinished else replace(
                     a, kind=ActionKind.NONE, skip_reason="not in the saved plan", steps=(), position=0)
                 for a in plan.actions))
+        if self.request.reimage:
+            self.refuse_unless_ceph_allows(plan, unfinished)
         if plan.refusals:
             raise SafetyRefused("the plan is refused: " + "; ".join(plan.refusals),
                                 hint="fix region.yml, then plan again")
         return plan, observation, unfinished
+
+    def refuse_unless_ceph_allows(self, plan: Plan, unfinished: dict[str, Unfinished]) -> None:
+        """`rollout reimage NODE` is the on-call path: when Ceph says no *now*, refuse at once with the numbers
+        (exit 3, nothing touched) instead of waiting at the storage gate for `timeouts.ceph_clean` as a
+        region rollout does. A resumed re-image is past this question and is not asked again."""
+        for action in plan.changes:
+            if action.node not in self.request.reimage or action.node in unfinished or not action.kind.rewrites_os_disk:
+                continue
+            osds = self.ceph.osds_of_host(action.node)
+            if not osds:
+                continue
+            verdict = self.ceph.ok_to_stop(osds)
+            if verdict.ok:
+                continue
+            facts = [f"now {self.ceph.pg_summary().describe()}"]
+            tight = self.ceph.osd_dump().pools_without_headroom
+            if tight:
+                facts.append(", ".join(p.describe() for p in tight) + " cannot lose a single copy")
+            region = self.source.region.name
+            raise SafetyRefused(
+                f"Ceph says the OSDs of {action.node} cannot stop now: {verdict.describe()}; " + "; ".join(facts)
+                + ". Nothing was changed",
+                hint=("it becomes safe when every PG stays active without this host: wait for `ceph pg stat` to "
+                      "show all PGs active+clean and bring back any other host that is down; a pool whose "
+                      "min_size equals its size never allows it (a storage decision: `ceph osd pool ls detail`). "
+                      f"Then: rollout reimage {action.node} --region {region}"),
+            )
 
     def execute(self, plan: Plan, unfinished: dict[str, Unfinished], progress: Progress,
                 stop: threading.Event) -> Outcome:

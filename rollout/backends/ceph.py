@@ -258,12 +258,28 @@ class OsdState:
 
 
 @dataclass(frozen=True)
+class PoolSize:
+    name: str
+    size: int
+    min_size: int
+
+    def describe(self) -> str:
+        return f"pool {self.name} (size {self.size}, min_size {self.min_size})"
+
+
+@dataclass(frozen=True)
 class OsdDump:
     epoch: int
     flags: frozenset[str]  # cluster-wide flags (noout here would mean the whole cluster)
     crush_node_flags: Mapping[str, tuple[str, ...]]
     device_class_flags: Mapping[str, tuple[str, ...]]
     osds: tuple[OsdState, ...]
+    pools: tuple[PoolSize, ...] = ()
+
+    @property
+    def pools_without_headroom(self) -> tuple[PoolSize, ...]:
+        """Pools that stop serving I/O as soon as one copy is missing: no host may ever stop for them."""
+        return tuple(p for p in self.pools if p.min_size >= p.size)
 
     def groups_with(self, flag: str) -> tuple[str, ...]:
         """CRUSH buckets and `osd.N` names that carry a per-group flag (set-group/add-noout)."""
@@ -295,6 +311,11 @@ def parse_osd_dump(doc: Any) -> OsdDump:
         osds=tuple(
             OsdState(id=int(o["osd"]), up=bool(o.get("up")), in_=bool(o.get("in")), state=tuple(o.get("state", ())))
             for o in doc["osds"]
+        ),
+        pools=tuple(
+            PoolSize(name=str(p.get("pool_name", p.get("pool", "?"))), size=int(p.get("size", 0)),
+                     min_size=int(p.get("min_size", 0)))
+            for p in doc.get("pools") or ()
         ),
     )
 

@@ -95,6 +95,41 @@ def quarantined(transitions: Iterable[Transition]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class QuarantinedOperation:
+    node: str
+    run_id: str
+    action: str
+    reason: str  # why it was quarantined
+    reinstall_issued: bool  # the BMC accepted a re-install during that operation
+
+
+def quarantined_operations(transitions: Iterable[Transition]) -> dict[str, QuarantinedOperation]:
+    """Like `quarantined`, with the operation that ended so: `--retry` takes that operation again when
+    it had not re-installed the node yet (a re-image that failed at precheck is still owed)."""
+    out: dict[str, QuarantinedOperation] = {}
+    current: dict[str, tuple[str, str, bool]] = {}  # node -> (run_id, action, reinstall issued)
+    for t in sorted(transitions, key=lambda t: t.seq):
+        if t.kind is not Kind.NOTE:
+            continue
+        if t.step == "operation" and t.status == "started":
+            try:
+                action = str(json.loads(t.summary).get("action", ""))
+            except (json.JSONDecodeError, AttributeError):
+                action = ""
+            current[t.node] = (t.run_id, action, False)
+        elif t.step == "reprovision" and t.status == "issued" and t.node in current:
+            run_id, action, _ = current[t.node]
+            current[t.node] = (run_id, action, True)
+        elif t.step == "operation" and t.status == "quarantined" and t.node in current:
+            run_id, action, issued = current[t.node]
+            out[t.node] = QuarantinedOperation(t.node, run_id, action, t.summary, issued)
+        elif (t.step == "operation" and t.status not in ("resumed", "interrupted")) or (
+                t.step == "quarantine" and t.status == "cleared"):
+            out.pop(t.node, None)
+    return out
+
+
 def operation_header(action: str, steps: Iterable[str], reason: str) -> str:
     return json.dumps({"action": action, "steps": list(steps), "reason": reason}, sort_keys=True)
 

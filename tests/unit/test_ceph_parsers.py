@@ -364,6 +364,16 @@ def test_osd_dump_flags_and_noout_groups():
     assert "noout" in parse_osd_dump(legacy).flags
 
 
+def test_osd_dump_pools_and_headroom():
+    # Fields as in pacific's `osd dump -f json` pool entries (the rest of an entry is ignored).
+    doc = dict(OSD_DUMP, pools=[{"pool": 1, "pool_name": ".mgr", "size": 3, "min_size": 2, "crush_rule": 1},
+                                {"pool": 2, "pool_name": "rbd", "size": 3, "min_size": 3, "crush_rule": 1}])
+    d = parse_osd_dump(doc)
+    assert [p.name for p in d.pools] == [".mgr", "rbd"]
+    assert [p.describe() for p in d.pools_without_headroom] == ["pool rbd (size 3, min_size 3)"]
+    assert parse_osd_dump(OSD_DUMP).pools_without_headroom == ()
+
+
 def test_osd_stat_both_shapes():
     assert parse_osd_stat(STATUS_WARN_BUT_CLEAN["osdmap"]).all_up
     assert parse_osd_stat({"osdmap": {"num_osds": 3, "num_up_osds": 2, "num_in_osds": 3}}).all_up is False

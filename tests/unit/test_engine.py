@@ -15,7 +15,7 @@ import pytest
 from rollout.errors import PermanentError
 from rollout.executor.engine import Engine, Progress
 from rollout.executor.ports import StepContext
-from rollout.executor.resume import operation_header, unfinished_operations
+from rollout.executor.resume import operation_header, quarantined_operations, unfinished_operations
 from rollout.journal import Journal
 from rollout.model import ActionKind, Policy
 from rollout.model.observation import unknown
@@ -245,3 +245,22 @@ def test_ceph_refusing_ok_to_stop_quarantines_after_timeout(tmp_path: Path) -> N
     assert outcome.quarantined and "ok-to-stop" in outcome.quarantined[0][1]
     assert "storage-fence" not in [s for _, s in runner.calls]  # never fenced, never re-imaged
     assert runner.reinstalls == {}
+
+
+@pytest.mark.parametrize(("failed_step", "issued"), [("precheck", False), ("configure", True)])
+def test_quarantined_operation_remembers_whether_the_reinstall_was_issued(
+        tmp_path: Path, failed_step: str, issued: bool) -> None:
+    """`--retry` re-takes a quarantined re-image only while the node was not re-installed yet."""
+    region = make_region(racks=2, per_rack=1, policy=Policy(max_unavailable=1, max_failures=2,
+                                                             provisioning_concurrency=1))
+    bad = region.nodes[0].name
+    _, journal = run_engine(tmp_path, region, reimage_all(region), FakeRunner(region, fail={bad: failed_step}))
+    ops = quarantined_operations(journal.transitions())
+    assert set(ops) == {bad}
+    assert ops[bad].action == "reimage" and ops[bad].reinstall_issued is issued
+    assert f"{failed_step} failed" in ops[bad].reason
+    # A later finished operation on the node ends the quarantine.
+    run = journal.start_run("later")
+    journal.note(run.run_id, bad, "operation", "started", operation_header("configure", ["configure"], "x"))
+    journal.note(run.run_id, bad, "operation", "done")
+    assert quarantined_operations(journal.transitions()) == {}
