@@ -2,6 +2,11 @@
 
 Completion must answer in milliseconds, so it reads `hosts.yml` directly (host names are keys
 under `hosts:` anywhere in the tree); it never fails loudly (completion errors would garble shells).
+The inventory root is the one the command line names (`rollout --inventory-root DIR ... <TAB>`), else
+ROLLOUT_INVENTORY_ROOT, else ./inventories: completion offers what the command will then accept.
+
+Install: `rollout --install-completion` (bash, zsh, fish; edits your shell's rc file), or for the
+current shell only: `eval "$(rollout --show-completion bash)"`.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import typer
 import yaml
 
 
@@ -46,9 +52,18 @@ def nodes(root: Path | None = None) -> list[str]:
     return sorted(out)
 
 
-def complete_region(incomplete: str) -> list[str]:
-    return [r for r in regions() if r.startswith(incomplete)]
+def root_of(ctx: typer.Context | None) -> Path:
+    """The inventory root the command line being completed names, else the environment's/default."""
+    try:
+        given = ctx.find_root().params.get("inventory_root") if ctx is not None else None
+    except Exception:  # completion never fails loudly
+        given = None
+    return Path(given) if given else _root()
 
 
-def complete_node(incomplete: str) -> list[str]:
-    return [n for n in nodes() if n.startswith(incomplete)]
+def complete_region(ctx: typer.Context, incomplete: str) -> list[str]:
+    return [r for r in regions(root_of(ctx)) if r.startswith(incomplete)]
+
+
+def complete_node(ctx: typer.Context, incomplete: str) -> list[str]:
+    return [n for n in nodes(root_of(ctx)) if n.startswith(incomplete)]

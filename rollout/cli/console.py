@@ -14,6 +14,20 @@ class Console:
     def __init__(self, *, stdout: RichConsole | None = None, stderr: RichConsole | None = None) -> None:
         self.out = stdout or RichConsole(highlight=False, soft_wrap=True)
         self.err = stderr or RichConsole(stderr=True, highlight=False, soft_wrap=True)
+        # Global options the user typed (`--inventory-root DIR`) that suggested commands need too; set by main.
+        self.carry: str | None = None
+        self.carry_env: str | None = None
+        self._carried = False
+
+    def set_carry(self, flags: str | None, env: str | None) -> None:
+        self.carry, self.carry_env, self._carried = flags, env, False
+
+    def _carry_note(self, text: str) -> None:
+        """Once per command: suggested `rollout ...` commands need the global options typed this time."""
+        if self.carry and not self._carried and "rollout " in text:
+            self._carried = True
+            self.err.print(f"(the rollout commands suggested here need the same {self.carry}; or "
+                           f"export {self.carry_env})", style="dim", markup=False, highlight=False)
 
     @property
     def interactive(self) -> bool:
@@ -31,8 +45,10 @@ class Console:
 
     def hint(self, text: str) -> None:
         self.err.print(f"Hint: {text}", style="yellow", markup=False, highlight=False)
+        self._carry_note(text)
 
     def next_command(self, command: str) -> None:
+        self._carry_note(command)
         self.err.print(f"Next: {command}", style="cyan", markup=False, highlight=False)
 
     def ask(self, prompt: str) -> str:

@@ -10,6 +10,7 @@ import typer
 from rollout.app.planning import load
 from rollout.bundle import BundleError, build_bundle, bundle_url, write_bundle
 from rollout.cli.console import console
+from rollout.cli.options import RegionOpt
 from rollout.errors import ConfigError
 from rollout.exitcodes import ExitCode
 from rollout.paths import project_dir
@@ -23,11 +24,10 @@ bundle_app = typer.Typer(
 @bundle_app.command("build")
 def build(
     ctx: typer.Context,
-    region: Annotated[
-        str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).")
-    ],
+    region: RegionOpt,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Directory for the tarball (default: <state-dir>/bundles).")
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="Directory for the tarball (default: <state-dir>/bundles)."),
     ] = None,
 ) -> int:
     """Build the region's role bundle and print its sha256 (stdout).
@@ -38,8 +38,8 @@ def build(
 
     Examples:
 
+    \b
       rollout bundle build --region example
-
       rollout bundle build --region example --out /srv/www/rollout-bundles
     """
     con = console()
@@ -59,4 +59,4 @@ def build(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(bundle_app, name="bundle")
+    app.add_typer(bundle_app, name="bundle", short_help="Build the role bundle CAPI nodes fetch at first boot.")

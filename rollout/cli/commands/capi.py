@@ -12,8 +12,9 @@ import typer
 
 from rollout.app.applying import ApplyRequest, Session
 from rollout.app.migrating import MigrateRequest, apply_request
-from rollout.cli.commands.engine import RegionOpt, _run
+from rollout.cli.commands.engine import _run
 from rollout.cli.console import console
+from rollout.cli.options import LimitOpt, OutputOpt, RegionOpt, check_output
 from rollout.errors import ConfigError
 from rollout.exitcodes import ExitCode
 from rollout.model.region import Method
@@ -24,11 +25,10 @@ from rollout.render.plan_text import render_plan_text
 def migrate(
     ctx: typer.Context,
     region: RegionOpt,
-    to: Annotated[str, typer.Option("--to", help="Target method: capi or ansible.")],
-    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Ansible limit pattern: migrate only these "
-                                              "nodes (the others keep their observed method).")] = None,
+    to: Annotated[str, typer.Option("--to", metavar="capi|ansible", help="Target method.")],
+    limit: LimitOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (automation).")] = False,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json (run summary on stdout).")] = "text",
+    output: OutputOpt = "text",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Observe live (SSH markers, Ceph, CAPI objects) and "
                                           "print the plan; change nothing.")] = False,
 ) -> int:
@@ -50,16 +50,17 @@ def migrate(
     plans every node toward its inventory method and would otherwise move them back.
     Exit codes as `rollout apply`: 0 ok, 3 refused for safety, 4 partial, 64 usage.
 
+    --limit migrates only the nodes it matches; the others keep their observed method.
+
     Examples:
 
+    \b
       rollout migrate --region example --to capi --dry-run   # live: each node's observed/desired method
-
       rollout migrate --region example --to capi --limit rack_r1
-
       rollout migrate --region example --to capi --yes
-
       rollout migrate --region example --to ansible --limit ex-r2-n03
     """
+    check_output(output)
     try:
         method = Method(to)
     except ValueError:
@@ -84,4 +85,4 @@ def _dry_run(ctx: typer.Context, request: ApplyRequest, output: str) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("migrate")(migrate)
+    app.command("migrate", short_help="Move nodes between Ansible and Cluster API, safely.")(migrate)

@@ -1,4 +1,10 @@
-"""`rollout apply`, `rollout reimage`, `rollout status`, `rollout unlock`, `rollout history`."""
+"""`rollout apply`, `rollout reimage`, `rollout status`, `rollout unlock`.
+
+Invariants:
+- Nothing is changed without a typed confirmation (or --yes); Ctrl-C or Ctrl-D at the prompt, or a
+  wrong word, leaves everything untouched and says so (exit 130, resp. 1).
+- `status` and `unlock` never create state: they read the journal only when it exists.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +19,15 @@ import typer
 
 from rollout.app.applying import ApplyRequest, Session
 from rollout.app.status import region_status
-from rollout.cli.completion import complete_node, complete_region
 from rollout.cli.console import Console, console
+from rollout.cli.options import LimitOpt, NodeArg, OptionalRegionOpt, OutputOpt, RegionOpt, check_output
 from rollout.errors import ConfigError
 from rollout.executor.engine import Outcome
 from rollout.exitcodes import ExitCode
+from rollout.journal import journal_path
 from rollout.model.plan import Plan
 from rollout.render.plan_text import render_plan_text
 from rollout.render.progress import LiveProgress, PlainProgress
-
-RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).",
-                                        autocompletion=complete_region)]
 
 
 def _confirm(con: Console, plan: Plan, *, yes: bool, word: str, what: str) -> bool:
@@ -32,8 +36,16 @@ def _confirm(con: Console, plan: Plan, *, yes: bool, word: str, what: str) -> bo
     if not con.interactive:
         raise ConfigError("refusing to act without a terminal to confirm on",
                           hint="review `rollout plan` and pass --yes for automation")
-    answer = con.ask(f"{what}\nType `{word}` to go on: ")
-    return answer.strip() == word
+    try:
+        answer = con.ask(f"{what}\nType `{word}` to go on: ")
+    except (KeyboardInterrupt, EOFError):
+        con.say("")  # the terminal's cursor is still on the prompt line
+        con.error("interrupted at the confirmation prompt; nothing was changed")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if answer.strip() == word:
+        return True
+    con.say(f"You typed {answer.strip()!r}, not `{word}`: not confirmed; nothing was changed.")
+    return False
 
 
 def _install_sigint(stop: threading.Event, con: Console) -> object:
@@ -73,6 +85,7 @@ def _report(con: Console, outcome: Outcome, region: str, artifacts: Path) -> int
 
 
 def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: str | None, output: str) -> int:
+    check_output(output)
     con = console()
     with Session(ctx.obj, request, say=con.say) as session:
         con.say(f"Run {session.run_id}; artifacts {session.artifacts}")
@@ -91,7 +104,7 @@ def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: 
         what = (f"This re-images {len(disruptive)} node(s) ({', '.join(disruptive)}): OS disks are rewritten, "
                 "OSD disks are kept." if disruptive else f"This changes {len(plan.changes)} node(s).")
         if not _confirm(con, plan, yes=yes, word=word, what=what):
-            con.say("Not confirmed; nothing was changed.")
+            con.next_command(f"run the same command again and type `{word}` exactly")
             return ExitCode.ERROR
         stop = threading.Event()
         previous = _install_sigint(stop, con)
@@ -99,10 +112,18 @@ def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: 
         progress = (LiveProgress(con.err, names) if con.err.is_terminal and output == "text"
                     else PlainProgress(con.err))
         try:
-            outcome = session.execute(plan, unfinished, progress, stop)
-        finally:
-            progress.close()
-            signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
+            try:
+                outcome = session.execute(plan, unfinished, progress, stop)
+            finally:
+                progress.close()
+                signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            # Second Ctrl-C: the run did not wind down; the journal knows where each node is.
+            con.error("aborted by a second Ctrl-C: nodes in flight may be half-way through a phase and their "
+                      "rescues (uncordon, unset noout) may not have run")
+            con.next_command(f"rollout status --region {request.region}, then `rollout apply --region "
+                             f"{request.region}` (resumes from the journal)")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
         if output == "json":
             con.data(json.dumps({"schema": "rollout.run/v1", "run_id": outcome.run_id, "done": list(outcome.done),
                                  "quarantined": [{"node": n, "reason": r} for n, r in outcome.quarantined],
@@ -117,12 +138,13 @@ def apply(
     region: RegionOpt,
     plan_file: Annotated[Path | None, typer.Argument(help="A plan saved with `rollout plan -o json`; refused "
                                                      "when the observed state changed since.")] = None,
-    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Ansible limit pattern.")] = None,
+    limit: LimitOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (automation).")] = False,
-    retry: Annotated[list[str] | None, typer.Option("--retry", help="Take a quarantined node again.")] = None,
+    retry: Annotated[list[str] | None, typer.Option("--retry", metavar="NODE", help="Take a quarantined node "
+                                                    "again (repeatable).")] = None,
     force_configure: Annotated[bool, typer.Option("--force-configure", help="Re-run site.yml + verify.yml on "
                                                   "nodes that are up to date (drift repair).")] = False,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json (run summary on stdout).")] = "text",
+    output: OutputOpt = "text",
 ) -> int:
     """Observe, plan and carry out the plan, failure domain by failure domain; resumes interrupted runs.
 
@@ -131,14 +153,14 @@ def apply(
     refused while the first holds the lock (exit 3). Ctrl-C finishes the steps in flight, rescues,
     and exits 130; `rollout apply` again resumes.
 
+    With -o json the run summary (schema rollout.run/v1) goes to stdout.
+
     Examples:
 
+    \b
       rollout apply --region lab
-
       rollout apply --region lab --yes --limit rack_r1
-
       rollout plan --region lab -o json > plan.json && rollout apply --region lab plan.json
-
       rollout apply --region lab --retry lab-r1-n2
     """
     request = ApplyRequest(region=region, limit=limit, plan_file=plan_file, retry=frozenset(retry or ()),
@@ -148,12 +170,12 @@ def apply(
 
 def reimage(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="The node to re-image.", autocompletion=complete_node)],
-    region: Annotated[str | None, typer.Option("--region", "-r", help="Region (found from the node name "
-                                               "when omitted).", autocompletion=complete_region)] = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why (journaled; shows in `rollout history`).")] = "",
+    node: NodeArg,
+    region: OptionalRegionOpt = None,
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                        help="Why (journaled; shows in `rollout history`).")] = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for the typed node name.")] = False,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    output: OutputOpt = "text",
 ) -> int:
     """Re-image one node safely: same phases and Ceph gates as apply (ok-to-stop, noout, wait for clean).
 
@@ -163,32 +185,36 @@ def reimage(
 
     Examples:
 
+    \b
       rollout reimage lab-r1-n2 --reason "disk errors on sda, ticket OPS-123"
-
       rollout reimage lab-r1-n2 --region lab --yes
     """
-    from rollout.app.status import find_region_of
-
-    region = region or find_region_of(ctx.obj, node)
+    check_output(output)
+    region = region or node_region(ctx, node)
     request = ApplyRequest(region=region, limit=node, reimage=frozenset({node}), retry=frozenset({node}),
                            reason=reason or "no reason given")
     return _run(ctx, request, yes=yes, confirm_word=node, output=output)
 
 
-def status(ctx: typer.Context, region: RegionOpt,
-           output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text") -> int:
+def status(ctx: typer.Context, region: RegionOpt, output: OutputOpt = "text") -> int:
     """Per node: method, last phase and result, quarantine reason; and who holds the region lock.
 
-    Reads the journal only (no network).
+    Reads the journal only (no network). The journal lives in the state dir (--state-dir,
+    ROLLOUT_STATE_DIR, default ./.rollout where you run rollout).
 
     Examples:
 
+    \b
       rollout status --region lab
-
       rollout status --region lab -o json | jq '.nodes[] | select(.quarantined)'
     """
+    check_output(output)
     con = console()
     doc = region_status(ctx.obj, region)
+    if not journal_path(ctx.obj.state_dir, region).exists():
+        con.say(f"No journal for region {region} in {Path(ctx.obj.state_dir).resolve()}: rollout has not acted "
+                "on it with this state dir, so every node shows '-' (runs made elsewhere: point --state-dir or "
+                "ROLLOUT_STATE_DIR at their state dir).", style="yellow")
     if output == "json":
         con.data(json.dumps(doc, indent=2) + "\n")
     else:
@@ -216,19 +242,29 @@ def status(ctx: typer.Context, region: RegionOpt,
 def unlock(
     ctx: typer.Context,
     region: RegionOpt,
-    force: Annotated[str, typer.Option("--force", help="The exact lock id shown by `rollout status`.")],
+    force: Annotated[str, typer.Option("--force", metavar="LOCK_ID",
+                                       help="The exact lock id shown by `rollout status`.")],
 ) -> int:
     """Remove a region lock whose holder is gone (requires the exact lock id).
 
+    Only when `rollout status` says the holder is gone (STALE), or you know its machine is dead:
+    `rollout apply` takes over a stale lock of this machine by itself.
+
     Examples:
 
+    \b
       rollout status --region lab          # shows: lock held by run ... (lock id 3f2a9c1b0d11)
-
       rollout unlock --region lab --force 3f2a9c1b0d11
     """
     from rollout.journal import Journal
     from rollout.lock import RegionLock
 
+    state = Path(ctx.obj.state_dir)
+    if not journal_path(state, region).exists():  # never create a journal just to say "not locked"
+        known = sorted(p.parent.name for p in state.glob("*/journal.sqlite")) if state.is_dir() else []
+        raise ConfigError(f"no journal for region `{region}` in {state.resolve()}: nothing is locked there",
+                          hint=(f"regions with a journal there: {', '.join(known)}; " if known else "")
+                          + "point --state-dir or ROLLOUT_STATE_DIR at the state dir of the run holding the lock")
     with Journal.open(region, ctx.obj.state_dir) as journal:
         removed = RegionLock(journal).force_unlock(force, reason="rollout unlock --force")
     con = console()
@@ -237,8 +273,39 @@ def unlock(
     return ExitCode.OK
 
 
+def node_region(ctx: typer.Context, node: str) -> str:
+    """The region holding `node`; an unknown node name gets the closest known names as a hint."""
+    from rollout.app.status import find_region_of
+
+    try:
+        return find_region_of(ctx.obj, node)
+    except ConfigError as exc:
+        better = with_node_suggestion(ctx, node, exc)
+        if better is exc:
+            raise
+        raise better from exc
+
+
+def close_nodes(ctx: typer.Context, node: str) -> list[str] | None:
+    """None when some inventory lists `node` (read fast, from hosts.yml only); else the closest names."""
+    import difflib
+
+    from rollout.cli.completion import nodes
+
+    known = nodes(Path(ctx.obj.inventory_root) if ctx.obj is not None else None)
+    return None if node in known else difflib.get_close_matches(node, known, n=3, cutoff=0.6)
+
+
+def with_node_suggestion(ctx: typer.Context, node: str, exc: ConfigError) -> ConfigError:
+    """`exc` about an unknown `node`, with "did you mean ...?" as its hint when a known name is close."""
+    close = close_nodes(ctx, node)
+    if not close or f"`{node}`" not in exc.message:
+        return exc
+    return ConfigError(exc.message, hint=f"did you mean {' or '.join(close)}?")
+
+
 def register(app: typer.Typer) -> None:
-    app.command("apply")(apply)
-    app.command("reimage")(reimage)
-    app.command("status")(status)
-    app.command("unlock")(unlock)
+    app.command("apply", short_help="Observe, plan and carry out the plan (asks first).")(apply)
+    app.command("reimage", short_help="Re-image one node safely (asks for its name).")(reimage)
+    app.command("status", short_help="Per node: last step and result; the region lock.")(status)
+    app.command("unlock", short_help="Remove a region lock whose holder is gone.")(unlock)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from rollout.cli.console import console
+from rollout.cli.options import OutputOpt, check_output
 from rollout.errors import ConfigError, PermanentError, PreflightError
 from rollout.exitcodes import ExitCode
 from rollout.lab import lifecycle, status
@@ -29,12 +30,11 @@ app = typer.Typer(
     help=("The local lab: podman 'servers' (systemd containers on bridge rollout-lab 10.231.0.0/24) with "
           "emulated Redfish BMCs (sushy-tools, TLS + auth), a PXE-like re-installer, a real Ceph mon+mgr and "
           "an OVN central. `rollout apply --region lab` then configures the nodes. See docs/lab.md."),
+    short_help="The local podman lab to try rollout on: up, status, down.",
     no_args_is_help=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text (people, on stderr) or json (stdout).")]
 
 
 def _dirs(ctx: typer.Context) -> tuple[LabPaths, Path]:
@@ -58,7 +58,7 @@ def _map_errors(fn: Any) -> Any:
                              "removes the lab; CONTAINERS_CONF must point at images/containers.conf") from e
 
 
-@app.command()
+@app.command(short_help="Create or complete the lab (idempotent).")
 def up(
     ctx: typer.Context,
     racks: Annotated[int | None, typer.Option(
@@ -72,8 +72,8 @@ def up(
 
     Examples:
 
+    \b
       rollout lab up
-
       rollout lab up --racks 1 --nodes-per-rack 2
     """
     con = console()
@@ -99,18 +99,17 @@ def up(
     return ExitCode.OK
 
 
-@app.command("status")
+@app.command("status", short_help="Every lab component with its address and health.")
 def status_(ctx: typer.Context, output: OutputOpt = "text") -> int:
     """Show every lab component with its address and health (exit 1 when something is unhealthy).
 
     Examples:
 
+    \b
       rollout lab status
-
       rollout lab status -o json | jq '.components[] | select(.healthy | not)'
     """
-    if output not in ("text", "json"):
-        raise typer.BadParameter(f"--output must be text or json, not {output!r}")
+    check_output(output)
     con = console()
     paths, _ = _dirs(ctx)
     doc = _map_errors(lambda: status.collect(paths))
@@ -138,7 +137,7 @@ def status_(ctx: typer.Context, output: OutputOpt = "text") -> int:
     return ExitCode.OK if doc["healthy"] else ExitCode.ERROR
 
 
-@app.command()
+@app.command(short_help="Remove everything `lab up` made.")
 def down(ctx: typer.Context) -> int:
     """Remove everything `lab up` made: processes (by pid file), containers, volumes, network,
     generated inventory files and the lab state. Touches nothing else.

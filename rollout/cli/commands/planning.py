@@ -9,21 +9,12 @@ from typing import Annotated
 import typer
 
 from rollout.app.planning import load, plan_region
-from rollout.cli.completion import complete_region
 from rollout.cli.console import console
+from rollout.cli.options import LimitOpt, OutputOpt, RegionOpt, check_output
 from rollout.exitcodes import ExitCode
 from rollout.model.region import Method
 from rollout.render.plan_json import plan_to_json
 from rollout.render.plan_text import render_plan_text
-
-RegionOpt = Annotated[str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).",
-                                        autocompletion=complete_region)]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text (people, on stderr) or json (stdout).")]
-
-
-def _check_output(output: str) -> None:
-    if output not in ("text", "json"):
-        raise typer.BadParameter(f"--output must be text or json, not {output!r}")
 
 
 def validate(ctx: typer.Context, region: RegionOpt, output: OutputOpt = "text") -> int:
@@ -34,11 +25,11 @@ def validate(ctx: typer.Context, region: RegionOpt, output: OutputOpt = "text") 
 
     Examples:
 
+    \b
       rollout validate --region example
-
       rollout validate --region example -o json | jq .nodes
     """
-    _check_output(output)
+    check_output(output)
     source = load(ctx.obj, region, cached=False)
     r = source.region
     con = console()
@@ -58,14 +49,13 @@ def plan(
     ctx: typer.Context,
     region: RegionOpt,
     output: OutputOpt = "text",
-    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Ansible limit pattern: hosts, groups, "
-                                                "wildcards, `:!` exclusions (e.g. 'rack_r1:!ex-r1-n02').")] = None,
-    observed: Annotated[Path | None, typer.Option("--observed", help="Recorded observation JSON "
+    limit: LimitOpt = None,
+    observed: Annotated[Path | None, typer.Option("--observed", metavar="FILE", help="Recorded observation JSON "
                                                   "(schema rollout.observation/v1) instead of unknown.")] = None,
-    reimage: Annotated[list[str] | None, typer.Option("--reimage", help="Plan a re-image of this node "
-                                                      "(repeatable).")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Plan with this method instead of region.yml's "
-                                           "(ansible|capi): a migration preview.")] = None,
+    reimage: Annotated[list[str] | None, typer.Option("--reimage", metavar="NODE", help="Plan a re-image of this "
+                                                      "node (repeatable).")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="ansible|capi", help="Plan with this method instead "
+                                           "of region.yml's: a migration preview.")] = None,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has "
                                                     "changes, 0 when it has none.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each action's steps.")] = False,
@@ -75,17 +65,18 @@ def plan(
     Actions: provision, configure, reimage, migrate-to-capi, migrate-to-ansible, none (with the
     reason it is left alone). Nodes are taken failure domain by failure domain under the policy.
 
+    `plan` does not connect to the nodes: their observed state is unknown unless you pass a recorded
+    observation (--observed); `rollout apply` observes them live before it plans again.
+
     Examples:
 
+    \b
       rollout plan --region example
-
       rollout plan --region example -o json > plan.json
-
       rollout plan --region example --limit rack_r1 --reimage ex-r1-n02
-
       rollout plan --region example --to capi --observed observed.json --detailed-exitcode
     """
-    _check_output(output)
+    check_output(output)
     method = None
     if to is not None:
         if to not in ("ansible", "capi"):
@@ -113,5 +104,5 @@ def plan(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate)
-    app.command("plan")(plan)
+    app.command("validate", short_help="Check a region's inventory statically (no network).")(validate)
+    app.command("plan", short_help="Show what apply would do, per node with its reason.")(plan)

@@ -15,6 +15,7 @@ import typer
 from rollout.app.planning import load, resolve_limit
 from rollout.bundle import BundleError, build_bundle, bundle_url
 from rollout.cli.console import console
+from rollout.cli.options import RegionOpt
 from rollout.errors import ConfigError
 from rollout.exitcodes import ExitCode
 from rollout.model.region import Method
@@ -26,13 +27,12 @@ from rollout.render.manifests import RenderError, dump, render, write
 
 def render_cmd(
     ctx: typer.Context,
-    region: Annotated[
-        str, typer.Option("--region", "-r", help="Region name (a folder under the inventory root).")
-    ],
+    region: RegionOpt,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Write one YAML file per kind into DIR (default: non-secret YAML to stdout)."
+            "--out", metavar="DIR",
+            help="Write one YAML file per kind into DIR (default: non-secret YAML to stdout).",
         ),
     ] = None,
     check: Annotated[bool, typer.Option("--check", help="Render and validate only; write nothing.")] = False,
@@ -50,19 +50,22 @@ def render_cmd(
         typer.Option(
             "--limit",
             "-l",
+            metavar="PATTERN",
             help="Only these nodes get a BareMetalHost (Ansible limit pattern); replicas count only them.",
         ),
     ] = None,
     bundle_sha256: Annotated[
         str | None,
         typer.Option(
-            "--bundle-sha256", help="Use this bundle digest instead of building the bundle in memory."
+            "--bundle-sha256", metavar="SHA256",
+            help="Use this bundle digest instead of building the bundle in memory.",
         ),
     ] = None,
     crd_dir: Annotated[
         Path | None,
         typer.Option(
             "--crd-dir",
+            metavar="DIR",
             envvar="ROLLOUT_CRD_DIR",
             help="Upstream CRD YAML directory (default ../shared/crds).",
         ),
@@ -78,12 +81,10 @@ def render_cmd(
 
     Examples:
 
+    \b
       rollout render --region example --check
-
       rollout render --region example --out build/capi/example
-
       rollout render --region example --out /secure/capi --include-secrets
-
       rollout render --region example --limit ex-r1-n02 | kubectl apply --dry-run=server -f -
     """
     con = console()
@@ -114,6 +115,9 @@ def render_cmd(
         )
     except CrdSchemaError as exc:
         raise ConfigError(str(exc), hint="set ROLLOUT_CRD_DIR or --crd-dir") from exc
+    except FileNotFoundError as exc:  # capi/ templates: part of a source checkout, not of the package
+        raise ConfigError(f"cannot read {exc.filename}: `rollout render` needs the capi/ templates of a "
+                          "rollout checkout", hint="run from a checkout or set ROLLOUT_PROJECT_DIR to one") from exc
     except RenderError as exc:
         raise ConfigError(
             f"region {region}: the CAPI manifests are invalid:\n  " + "\n  ".join(exc.problems),
@@ -149,7 +153,7 @@ def render_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("render")(render_cmd)
+    app.command("render", short_help="Render Cluster API + Metal3 manifests, CRD-validated.")(render_cmd)
 
 
 __all__ = ["dump", "register", "render_cmd"]
