@@ -511,6 +511,7 @@ class _Loader:
             ceph_admin_container=ceph.get("admin_container"),
             description=str(settings.get("description", "")),
             inventory_dir=str(self.dir),
+            offline=bool(settings.get("offline", False)),
         )
 
     def _check_failure_domain(self, host: str, hv: dict[str, Any], rack_groups: list[str]) -> None:

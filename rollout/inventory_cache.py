@@ -3,7 +3,7 @@
 Loading 10,000 nodes through ansible-core's InventoryManager/VariableManager takes minutes (see
 docs/benchmarks.md); planning them takes a third of a second. The cache keeps the *result* of a
 successful load and validation, keyed by a fingerprint of every file in the region directory (path,
-size, mtime) plus the vault password file and rollout's own version and schemas. Any edit, added or
+size, mtime) plus the vault password file and rollout's own version, schemas, loader and model code. Any edit, added or
 removed file gives a new key, so the cache can never serve a stale inventory.
 
 Invariants:
@@ -34,8 +34,10 @@ def fingerprint(region_dir: Path, vault_password_file: Path | None) -> str:
     digest = hashlib.sha256(f"rollout-cache/{_FORMAT}/{getattr(rollout, '__version__', '0')}".encode())
     for name in ("region.schema.json", "node.schema.json"):
         digest.update(resources.files("rollout.schemas").joinpath(name).read_bytes())
-    inventory_py = Path(__file__).with_name("inventory.py")
-    digest.update(inventory_py.read_bytes())
+    # The pickled objects' classes: a new model field must not meet an old pickle (missing attribute).
+    package = Path(__file__).parent
+    for source in [package / "inventory.py", *sorted((package / "model").glob("*.py"))]:
+        digest.update(source.read_bytes())
     for path in sorted(p for p in region_dir.rglob("*") if p.is_file()):
         st = path.stat()
         digest.update(f"{path.relative_to(region_dir)}|{st.st_size}|{st.st_mtime_ns}\n".encode())

@@ -26,8 +26,8 @@ from rollout.app.context import Context
 from rollout.app.migrating import CapiWiring, LeaseKeeper, bundle_ref, capi_steps
 from rollout.app.observing import observe_region
 from rollout.app.planning import content_revision, node_revisions, resolve_limit
-from rollout.backends.ansible import AnsibleRunner, AnsibleSettings
-from rollout.backends.ceph import AnsibleCephRunner, CephAdmin, PodmanExecRunner
+from rollout.app.wiring import ansible_runner, ceph_admin, require_reachable
+from rollout.backends.ceph import CephAdmin
 from rollout.backends.orphans import find_marked, stop_orphans
 from rollout.backends.redfish import BmcCredentials, RedfishBmc, RedfishTarget
 from rollout.errors import ConfigError, PreflightError, SafetyRefused
@@ -49,7 +49,6 @@ from rollout.lock import LockStale, RegionLock
 from rollout.model.observation import Observation
 from rollout.model.plan import Action, ActionKind, Plan
 from rollout.model.region import Method, Node
-from rollout.paths import project_dir
 from rollout.planner.plan import PlanRequest, make_plan, steps_for
 from rollout.render.plan_json import plan_from_json
 
@@ -88,34 +87,6 @@ class CephGateAdapter:
     def ok_to_stop(self, node: Node) -> bool:
         osds = self.ceph.osds_of_host(node.name)
         return True if not osds else self.ceph.ok_to_stop(osds).ok
-
-
-def ceph_admin(source: RegionSource, ansible: AnsibleRunner) -> CephAdmin:
-    region = source.region
-    if region.ceph_admin_container:
-        return CephAdmin(runner=PodmanExecRunner(container=region.ceph_admin_container))
-    if region.ceph_admin_host:
-        return CephAdmin(runner=AnsibleCephRunner(ansible=ansible, admin_host=region.ceph_admin_host))
-    raise ConfigError(f"region {region.name} names no Ceph admin host (region.yml `ceph.admin_host`)",
-                      hint="rollout fences OSDs through `ceph`; say where it can run")
-
-
-def ansible_runner(ctx: Context, source: RegionSource, run_id: str) -> tuple[AnsibleRunner, Path]:
-    state = ctx.state_dir.resolve() / source.region.name
-    artifacts = state / "runs" / run_id
-    artifacts.mkdir(parents=True, exist_ok=True)
-    settings = AnsibleSettings(
-        inventory=source.hosts_file.resolve(),
-        artifacts_dir=artifacts,
-        known_hosts=state / "known_hosts",
-        project_dir=project_dir() / "playbooks",
-        roles_path=(project_dir() / "roles",),
-        vault_password_file=source.vault_password_file,
-        control_path_dir=Path("/tmp") / f"rollout-cp-{source.region.name}",
-        scope=state,
-        run_id=run_id,
-    )
-    return AnsibleRunner(settings, secrets=source.secret_values()), artifacts
 
 
 def bmc_factory(source: RegionSource) -> Callable[[Node], RedfishBmc]:
@@ -177,6 +148,7 @@ class Session:
         self.say = say
         self.source = load_region(ctx.inventory_root, request.region)
         region = self.source.region
+        require_reachable(region, "apply, reimage and migrate")
         desired = request.method_override or region.method
         if desired is not Method.ANSIBLE and not region.clusters.has_management:
             raise PreflightError(f"region {region.name} wants method {desired.value} but has no "

@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from rollout.app.context import Context
+from rollout.app.observing import observe_live
 from rollout.app.planning import content_revision, node_revisions
 from rollout.errors import ConfigError
 from rollout.executor.resume import quarantined, unfinished_operations
 from rollout.inventory import load_region
-from rollout.journal import Journal, journal_path, new_run_id
+from rollout.journal import Journal, journal_path
 from rollout.model.observation import unknown
 from rollout.model.plan import ActionKind
 from rollout.planner.plan import PlanRequest, make_plan
@@ -36,19 +37,10 @@ def explain_node(ctx: Context, region: str, node: str, *, offline: bool) -> dict
     transitions, _ = _journal_facts(ctx, region, node)
     quarantine = quarantined(transitions).get(node)
     pending = unfinished_operations(transitions).get(node)
-    if offline:
-        observation = unknown(region)
-    else:
-        from rollout.app.applying import ansible_runner, ceph_admin
-        from rollout.app.observing import observe_region
-
-        ansible, _ = ansible_runner(ctx, source, "explain-" + new_run_id())
-        with Journal.open(region, ctx.state_dir, secrets=source.secret_values()) as journal:
-            try:
-                ceph = ceph_admin(source, ansible)
-            except ConfigError:
-                ceph = None
-            observation = observe_region(source, ansible, ceph, journal)
+    paper = source.region.offline  # a region on paper is never contacted
+    why_not_observed = "--offline" if offline else "region.yml says `offline: true`" if paper else None
+    offline = offline or paper
+    observation = unknown(region) if offline else observe_live(ctx, source, "explain")
     if quarantine:
         observation = replace(observation, nodes=tuple(
             replace(n, quarantined=quarantine) if n.name == node else n for n in observation.nodes)
@@ -57,7 +49,9 @@ def explain_node(ctx: Context, region: str, node: str, *, offline: bool) -> dict
         desired_revisions=node_revisions(source, content_revision())), datetime.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     action = plan.action(node)
     obs = observation.node(node)
-    if pending:
+    if paper:
+        next_cmd = f"rollout plan --region {region} --limit {node}   (a region on paper: plan and render only)"
+    elif pending:
         next_cmd = f"rollout apply --region {region}   (resumes the unfinished {pending.action})"
     elif quarantine:
         next_cmd = f"fix the cause above, then `rollout apply --region {region} --retry {node}` " \
@@ -73,6 +67,7 @@ def explain_node(ctx: Context, region: str, node: str, *, offline: bool) -> dict
         "desired_method": plan.desired_method,
         "observed_method": obs.managed_by,
         "observed_from": list(observation.sources),
+        "not_observed_because": why_not_observed,
         "action": action.kind.value,
         "reason": action.reason or action.skip_reason,
         "quarantined": quarantine,

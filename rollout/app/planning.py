@@ -82,14 +82,23 @@ def plan_region(
     reimage: frozenset[str] = frozenset(),
     method: Method | None = None,
     now: datetime | None = None,
+    live: bool = False,
 ) -> PlanResult:
+    """`live`: observe the region first, as `apply` does (ignored for a region on paper and with `observed`)."""
     source = load(ctx, region)
     names = {n.name for n in source.region.nodes}
     unknown_nodes = sorted(reimage - names)
     if unknown_nodes:
         raise ConfigError(f"node `{unknown_nodes[0]}` is not in region {region}",
                           hint=f"see `rollout plan --region {region}` for its nodes")
-    observation = load_observation(observed, region, names) if observed else unknown(region)
+    if observed:
+        observation = load_observation(observed, region, names)
+    elif live and not source.region.offline:
+        from rollout.app.observing import observe_live
+
+        observation = observe_live(ctx, source, "plan")
+    else:
+        observation = unknown(region)
     request = PlanRequest(
         limit=resolve_limit(source, limit),
         limit_pattern=limit,

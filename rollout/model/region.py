@@ -167,6 +167,8 @@ class Region:
     ceph_admin_container: str | None = None  # lab: `podman exec <container> ceph ...`
     description: str = ""
     inventory_dir: str = ""
+    # On paper only (region.yml `offline: true`): nothing may connect to its addresses (rollout.app.reach).
+    offline: bool = False
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

@@ -3,6 +3,7 @@ the `example` region's imaginary clusters (its kubeconfig does not exist -> conf
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,23 @@ def test_bad_target_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_pat
     assert "--to must be capi or ansible" in err
 
 
+def test_a_region_on_paper_is_refused_before_anything(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, tmp_path, "migrate", "--region", "example", "--to", "capi", "--yes")
+    assert code == 3
+    assert "region example is on paper (`offline: true`" in err and "imaginary addresses" in err
+    assert not (tmp_path / "example" / "journal.sqlite").exists()  # refused before the journal was opened
+
+
 def test_missing_management_kubeconfig_stops_before_anything(capsys: pytest.CaptureFixture[str],
                                                             tmp_path: Path) -> None:
-    code, _, err = run(capsys, tmp_path, "migrate", "--region", "example", "--to", "capi", "--yes")
+    inv = tmp_path / "inv"
+    shutil.copytree(ROOT / "inventories" / "example", inv / "example")
+    region_yml = inv / "example" / "region.yml"
+    region_yml.write_text("".join(line for line in region_yml.read_text().splitlines(keepends=True)
+                                  if not line.startswith("offline:")))
+    code = main(["--inventory-root", str(inv), "--state-dir", str(tmp_path / "state"),
+                 "migrate", "--region", "example", "--to", "capi", "--yes"])
+    _, err = capsys.readouterr()
     assert code == 64
     assert "management kubeconfig" in err and "does not exist" in err
-    assert not (tmp_path / "example" / "journal.sqlite").exists()  # refused before the journal was opened
+    assert not (tmp_path / "state" / "example" / "journal.sqlite").exists()  # refused before the journal

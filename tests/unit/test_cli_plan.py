@@ -25,7 +25,7 @@ def test_plan_text_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert out == ""  # people output goes to stderr
     assert "Blast radius:" in err and "rack r1:" in err and "ex-r3-n06" in err
-    assert "Next: rollout apply --region example" in err
+    assert "Next: rollout render --region example" in err  # a region on paper: never apply
 
 
 def test_plan_json_is_versioned_with_action_and_reason(capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,3 +99,31 @@ def test_help_has_examples_and_exit_codes(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0 and "Examples:" in out and "rollout plan --region example" in out
     main(["--help"])
     assert "Exit codes:" in capsys.readouterr().out
+
+
+def test_a_region_on_paper_is_never_contacted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    for verb in (["apply", "--region", "example", "--yes"], ["reimage", "ex-r1-n01", "--region", "example", "--yes"]):
+        code, _, err = run(capsys, "--state-dir", str(state), *verb)
+        assert code == 3, err
+        assert "region example is on paper (`offline: true`" in err
+    assert not (state / "example").exists()  # refused before journal, lock or artifacts
+    code, _, err = run(capsys, "--state-dir", str(state), "plan", "--region", "example")
+    assert code == 0 and "Observation: none (region.yml says `offline: true`)" in err
+
+
+def test_plan_offline_flag_skips_observation_of_a_real_region(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    import shutil
+
+    inv = tmp_path / "inv"
+    shutil.copytree(ROOT / "inventories" / "example", inv / "example")
+    region_yml = inv / "example" / "region.yml"
+    region_yml.write_text("".join(line for line in region_yml.read_text().splitlines(keepends=True)
+                                  if not line.startswith("offline:")))
+    code = main(["--inventory-root", str(inv), "--state-dir", str(tmp_path / "state"), "plan", "--region",
+                 "example", "--offline"])
+    _, err = capsys.readouterr()
+    assert code == 0
+    assert "Observation: none (--offline): every node's state counts as unknown." in err
+    assert "Next: rollout apply --region example" in err

@@ -339,7 +339,7 @@ def test_global_options_typed_once_are_mentioned_for_the_next_commands(tmp_path:
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["--inventory-root", INV, "plan", "--region", "example"]) == ExitCode.OK
     err = captured[1].getvalue()
-    assert "Next: rollout apply --region example" in err  # the Next line itself is unchanged
+    assert "Next: rollout render --region example" in err  # the Next line itself is unchanged
     assert f"need the same --inventory-root {INV}; or export ROLLOUT_INVENTORY_ROOT={INV}" in err
     assert err.rstrip().splitlines()[-1].startswith("Next: ")  # output still ends with the next command
     captured[1].truncate(0)

@@ -51,7 +51,8 @@ def explain(
     if output == "json":
         con.data(json.dumps(doc, indent=2) + "\n")
     else:
-        observed = ("not observed (--offline)" if offline and not doc["observed_method"] else
+        why = doc["not_observed_because"]
+        observed = (f"not observed ({why})" if why and not doc["observed_method"] else
                     f"{doc['observed_method'] or 'unknown'} (from {', '.join(doc['observed_from'])})")
         con.say(f"{node} (region {region})")
         con.say(f"  desired method:  {doc['desired_method']}")
@@ -69,7 +70,7 @@ def explain(
                 con.say(f"    {t['at'][:19]} {t['step']:<18} {t['kind']:<6} {t['status']:<11} {t['summary'][:80]}")
         else:
             con.say("  journal: no entries (rollout never acted on this node here)")
-        if offline and not doc["observed_method"] and not doc["unfinished"] and not doc["quarantined"]:
+        if why == "--offline" and not doc["observed_method"] and not doc["unfinished"] and not doc["quarantined"]:
             con.say("  (--offline: nothing was observed, so the node's state counts as unknown; without "
                     "--offline, explain first observes it read-only over SSH)")
     con.next_command(doc["next"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -59,14 +60,18 @@ def plan(
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has "
                                                     "changes, 0 when it has none.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each action's steps.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not observe the nodes (no SSH, Ceph or "
+                                          "Kubernetes): their state counts as unknown.")] = False,
 ) -> int:
     """Show what `rollout apply` would do: per node an action with its reason, in order.
 
     Actions: provision, configure, reimage, migrate-to-capi, migrate-to-ansible, none (with the
     reason it is left alone). Nodes are taken failure domain by failure domain under the policy.
 
-    `plan` does not connect to the nodes: their observed state is unknown unless you pass a recorded
-    observation (--observed); `rollout apply` observes them live before it plans again.
+    `plan` first observes the region read-only, as `rollout apply` does (SSH markers, Ceph, and the
+    management cluster when there is one); it takes no lock and changes nothing. --offline skips that
+    (every node's state counts as unknown), --observed FILE uses a recorded observation instead. A region
+    whose region.yml says `offline: true` (the shipped `example`) is never contacted.
 
     Examples:
 
@@ -82,9 +87,19 @@ def plan(
         if to not in ("ansible", "capi"):
             raise typer.BadParameter(f"--to must be ansible or capi, not {to!r}")
         method = Method(to)
-    result = plan_region(ctx.obj, region, observed=observed, limit=limit,
-                         reimage=frozenset(reimage or ()), method=method)
     con = console()
+    live = not offline and observed is None
+    started = time.monotonic()
+    result = plan_region(ctx.obj, region, observed=observed, limit=limit,
+                         reimage=frozenset(reimage or ()), method=method, live=live)
+    sources = result.observation.sources
+    if observed is not None:
+        con.say(f"Observation: recorded in {observed} ({', '.join(sources) or 'no sources'}).")
+    elif live and not result.source.region.offline:
+        con.say(f"Observation: live ({', '.join(sources)}), {time.monotonic() - started:.1f} s.")
+    else:
+        why = "region.yml says `offline: true`" if result.source.region.offline else "--offline"
+        con.say(f"Observation: none ({why}): every node's state counts as unknown.")
     if output == "json":
         con.data(plan_to_json(result.plan))
     else:
@@ -92,7 +107,9 @@ def plan(
     if result.plan.refusals:
         con.next_command(f"fix region.yml for the refusals above, then `rollout plan --region {region}` again")
         return ExitCode.REFUSED
-    if result.plan.has_changes:
+    if result.source.region.offline:
+        con.next_command(f"rollout render --region {region} --out DIR   (a region on paper: plan and render only)")
+    elif result.plan.has_changes:
         save = " -o json > plan.json" if output == "text" else ""
         con.next_command(f"rollout apply --region {region}" + (f" --limit '{limit}'" if limit else "")
                          + (f"   (or save it: rollout plan --region {region}{save})" if save else ""))
