@@ -11,7 +11,7 @@ export ANSIBLE_HOME := $(CURDIR)/.rollout/ansible-home
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help venv lint unit integration molecule images e2e crash-test bench bench-quick test lab-demo clean
+.PHONY: help deps venv lint unit integration molecule images e2e crash-test bench bench-quick test lab-demo clean
 
 help:
 	@echo "make lab-demo     bring up the local lab and roll it out (rollout lab up + rollout apply --region lab)"
@@ -26,6 +26,10 @@ $(BIN)/rollout: pyproject.toml
 	@touch $@
 
 venv: $(BIN)/rollout
+
+# Debian packages (podman, debootstrap, ...): installs only what is missing (needs root then).
+deps:
+	@bash scripts/install-system-deps.sh
 
 lint: venv
 	$(BIN)/ruff check rollout tests bench
@@ -67,9 +71,9 @@ bench: venv
 	@set -e; for b in bench/*.py; do case $$b in */gen_region.py|*/__init__.py|*/report.py) continue;; esac; \
 	  echo "== $$b"; $(BIN)/python $$b; done
 
-test: lint unit integration molecule e2e bench-quick
+test: deps lint unit integration molecule e2e bench-quick
 
-lab-demo: venv images
+lab-demo: deps venv images
 	$(BIN)/rollout lab up
 	$(BIN)/rollout plan --region lab
 	$(BIN)/rollout apply --region lab --yes
