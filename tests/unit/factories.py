@@ -1,6 +1,9 @@
-"""Small builders of model objects for unit tests (no files, no Ansible)."""
+"""Small builders of model objects for unit tests (no Ansible), and a reachable copy of `example`."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 from rollout.model import BmcSpec, GpuSpec, Method, Node, NodeClass, OsdDevice, OvnSpec, Policy, Region
 
@@ -33,3 +36,13 @@ def make_region(racks: int = 3, per_rack: int = 2, *, method: Method = Method.AN
         node_classes=(NodeClass("hc_std"), NodeClass("hc_t4", gpu_model="T4")),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
     )
+
+
+def reachable_example(inventory_root: Path) -> Path:
+    """A copy of the shipped `example` region under `inventory_root` without `offline: true`, for tests of
+    what happens *before* anything would connect (the copy's addresses are still imaginary)."""
+    shutil.copytree(Path(__file__).resolve().parents[2] / "inventories" / "example", inventory_root / "example")
+    region_yml = inventory_root / "example" / "region.yml"
+    region_yml.write_text("".join(line for line in region_yml.read_text().splitlines(keepends=True)
+                                  if not line.startswith("offline:")))
+    return inventory_root

@@ -3,12 +3,12 @@ the `example` region's imaginary clusters (its kubeconfig does not exist -> conf
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from rollout.cli.main import main
+from tests.unit.factories import reachable_example
 
 ROOT = Path(__file__).resolve().parents[2]
 INV = str(ROOT / "inventories")
@@ -43,11 +43,7 @@ def test_a_region_on_paper_is_refused_before_anything(capsys: pytest.CaptureFixt
 
 def test_missing_management_kubeconfig_stops_before_anything(capsys: pytest.CaptureFixture[str],
                                                             tmp_path: Path) -> None:
-    inv = tmp_path / "inv"
-    shutil.copytree(ROOT / "inventories" / "example", inv / "example")
-    region_yml = inv / "example" / "region.yml"
-    region_yml.write_text("".join(line for line in region_yml.read_text().splitlines(keepends=True)
-                                  if not line.startswith("offline:")))
+    inv = reachable_example(tmp_path / "inv")
     code = main(["--inventory-root", str(inv), "--state-dir", str(tmp_path / "state"),
                  "migrate", "--region", "example", "--to", "capi", "--yes"])
     _, err = capsys.readouterr()

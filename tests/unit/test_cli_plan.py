@@ -9,6 +9,7 @@ import pytest
 
 from rollout.cli.main import main
 from rollout.render.plan_json import plan_from_json, plan_to_json
+from tests.unit.factories import reachable_example
 
 ROOT = Path(__file__).resolve().parents[2]
 INV = str(ROOT / "inventories")
@@ -114,13 +115,7 @@ def test_a_region_on_paper_is_never_contacted(capsys: pytest.CaptureFixture[str]
 
 def test_plan_offline_flag_skips_observation_of_a_real_region(capsys: pytest.CaptureFixture[str],
                                                              tmp_path: Path) -> None:
-    import shutil
-
-    inv = tmp_path / "inv"
-    shutil.copytree(ROOT / "inventories" / "example", inv / "example")
-    region_yml = inv / "example" / "region.yml"
-    region_yml.write_text("".join(line for line in region_yml.read_text().splitlines(keepends=True)
-                                  if not line.startswith("offline:")))
+    inv = reachable_example(tmp_path / "inv")
     code = main(["--inventory-root", str(inv), "--state-dir", str(tmp_path / "state"), "plan", "--region",
                  "example", "--offline"])
     _, err = capsys.readouterr()
