@@ -501,7 +501,17 @@ class CephAdmin:
         self._plain("osd", "set-group", "noout", group)
 
     def unset_noout(self, group: str) -> None:
-        self._plain("osd", "unset-group", "noout", group)
+        """Idempotent, also when `group` is no CRUSH bucket (any more, or yet: a host whose OSDs were never
+        created): then it carries no flag, and Ceph's EINVAL for the name means exactly that."""
+        args = ("osd", "unset-group", "noout", group)
+        self.history.append(args)
+        res = self.runner(args, timeout=self.command_timeout)
+        if res.rc == 0:
+            return
+        if res.rc == 22 and "unable to parse osd id or crush node" in res.stderr:
+            LOG.info("noout not set on %s: no such CRUSH bucket or OSD", group)
+            return
+        raise PermanentError(f"`ceph {' '.join(args)}` failed with rc {res.rc}: {res.stderr.strip()[:200]}")
 
     # waits
     def wait_osds_up_and_clean(

@@ -307,12 +307,32 @@ def down(paths: LabPaths, report: Report = _noop) -> dict[str, list[str]]:
     # known_hosts: rollout's own record of the lab nodes' SSH keys; the machines are gone with the lab.
     for sub in ("state.json", "reinstalls.jsonl", "vault-password.txt", "known_hosts"):
         (paths.root / sub).unlink(missing_ok=True)
-    for sub in ("ssh", "pki", "bmc", "run", "standin", "apt-cache", "hardware"):
+    for sub in ("ssh", "pki", "bmc", "run", "standin", "apt-cache", "hardware", "faults"):
         shutil.rmtree(paths.root / sub, ignore_errors=True)
+    archived = _archive_region_state(paths)
+    if archived is not None:
+        report("journal", f"the removed lab's journal and run artifacts moved to {archived}")
     with contextlib.suppress(OSError):
         paths.root.rmdir()
     report("lab", f"removed {json.dumps({k: len(v) for k, v in removed.items()})}")
     return removed
+
+
+def _archive_region_state(paths: LabPaths) -> Path | None:
+    """Move region `lab`'s journal and run artifacts (same directory as the lab state) aside.
+
+    They describe machines that no longer exist: left in place, the next lab's first `apply` would
+    resume their unfinished operations against a fresh Ceph and fresh nodes. Kept, not deleted, for
+    `rollout history` forensics: `<state>/../lab-history/<UTC time>/`.
+    """
+    items = [p for p in paths.root.glob("journal.sqlite*")] + [p for p in (paths.root / "runs",) if p.exists()]
+    if not items:
+        return None
+    target = paths.root.parent / "lab-history" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        shutil.move(str(item), str(target / item.name))
+    return target
 
 
 def _prune_empty_dirs(inventory_dir: Path) -> None:

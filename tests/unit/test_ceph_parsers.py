@@ -449,6 +449,15 @@ def test_admin_plain_command_failure_is_reported():
         admin.set_noout("x")
 
 
+def test_unset_noout_on_a_name_ceph_does_not_know_is_a_no_op_but_other_errors_raise():
+    # Pacific's answer for a host bucket that does not exist (e.g. the OSDs were never created).
+    unknown = CommandResult(22, "", 'Error EINVAL: unable to parse osd id or crush node or device class: "r3-n01". ')
+    CephAdmin(ScriptedRunner([(("osd", "unset-group"), unknown)])).unset_noout("r3-n01")
+    admin = CephAdmin(ScriptedRunner([(("osd", "unset-group"), CommandResult(1, "", "Error EPERM: no"))]))
+    with pytest.raises(PermanentError, match="rc 1"):
+        admin.unset_noout("r3-n01")
+
+
 def test_wait_until_osds_up_and_clean():
     clock = FakeClock()
     up_dump = {**OSD_DUMP, "osds": [_osd(0), _osd(1)]}

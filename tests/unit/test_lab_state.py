@@ -80,3 +80,18 @@ def test_ssh_key_generated_once_with_private_mode(tmp_path: Path) -> None:
     assert pub1 == pub2 and pub1.startswith("ssh-ed25519 ")
     assert key.stat().st_mode & 0o777 == 0o600
     assert "OPENSSH PRIVATE KEY" in key.read_text()
+
+
+def test_lab_down_moves_the_region_journal_aside(tmp_path: Path) -> None:
+    """The next lab must not resume operations of machines that `lab down` removed."""
+    from rollout.lab.lifecycle import _archive_region_state
+
+    paths = LabPaths(tmp_path / "lab")
+    (paths.root / "runs" / "r1").mkdir(parents=True)
+    (paths.root / "journal.sqlite").write_text("db")
+    (paths.root / "journal.sqlite-wal").write_text("wal")
+    target = _archive_region_state(paths)
+    assert target is not None and target.parent == tmp_path / "lab-history"
+    assert sorted(p.name for p in target.iterdir()) == ["journal.sqlite", "journal.sqlite-wal", "runs"]
+    assert not (paths.root / "journal.sqlite").exists() and not (paths.root / "runs").exists()
+    assert _archive_region_state(paths) is None  # nothing left to move
