@@ -738,7 +738,7 @@ def _explain_schema_error(err: jsonschema.ValidationError, loc: tuple[str, ...])
     if err.validator == "type":
         want = err.validator_value
         return where, f"wrong type: got {type(err.instance).__name__} `{err.instance!r}`, expected {want}", \
-            f"write a {want}"
+            f"write a value of type {want}"
     if err.validator == "enum":
         return where, f"`{err.instance}` is not one of {err.validator_value}", "use one of the listed values"
     if err.validator in ("minimum", "maximum", "const", "minLength", "minProperties"):

@@ -71,7 +71,8 @@ def kube_client(kubeconfig: str, what: str) -> kc.ApiClient:
 
     path = Path(os.path.expanduser(kubeconfig))
     if not path.is_file():
-        raise ConfigError(f"{what} kubeconfig {path} does not exist", hint="fix clusters.* in region.yml")
+        raise ConfigError(f"{what} kubeconfig {path} does not exist",
+                          hint=f"fix clusters.{what}.kubeconfig in the region's region.yml, or create that file")
     return kconfig.new_client_from_config(config_file=str(path))
 
 

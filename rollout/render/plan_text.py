@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rollout.model.plan import ActionKind, Plan
+from rollout.model.plan import Action, ActionKind, Plan
 from rollout.model.region import Region
 
 _SYMBOL = {
@@ -48,6 +48,10 @@ def blast_radius(plan: Plan, region: Region) -> list[str]:
     return lines
 
 
+# More nodes than this left alone for being outside --limit are shown on one line.
+_COLLAPSE_OVER = 4
+
+
 def render_plan_text(plan: Plan, region: Region, *, verbose: bool = False) -> str:
     out = [*blast_radius(plan, region), ""]
     if plan.refusals:
@@ -70,7 +74,17 @@ def render_plan_text(plan: Plan, region: Region, *, verbose: bool = False) -> st
     if skipped:
         out.append("")
         out.append(f"Left alone ({len(skipped)}):")
+        by_reason: dict[str, list[Action]] = {}
         for a in skipped:
+            by_reason.setdefault(a.skip_reason or "", []).append(a)
+        for a in skipped:
+            same = by_reason[a.skip_reason or ""]
+            if len(same) > _COLLAPSE_OVER and (a.skip_reason or "").startswith("outside --limit"):
+                # A one-node re-image in a big region: one line, not one per node, before the prompt.
+                if a is same[0]:
+                    names = ", ".join(x.node for x in same[:_COLLAPSE_OVER]) + ", ..."
+                    out.append(f"      {len(same)} nodes ({names}) {a.skip_reason}")
+                continue
             out.append(f"      {a.node:<16} [observed {a.observed_method or 'unknown'}, desired {a.desired_method}] "
                        f"{a.skip_reason}")
     counts = Counter(a.kind for a in plan.changes)
