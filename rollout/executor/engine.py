@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rollout.errors import PermanentError, RolloutError
 from rollout.executor.ports import (
@@ -98,13 +99,21 @@ class Outcome:
         return not (self.quarantined or self.not_started or self.interrupted or self.halted or self.stalled)
 
 
-class Progress:
-    """Where the engine reports; the CLI provides a live table or plain lines."""
+class Progress(Protocol):
+    """Where the engine reports; the CLI provides a live table or plain lines (structural type)."""
 
-    def node(self, node: str, phase: str, message: str) -> None:  # pragma: no cover - interface
+    def node(self, node: str, phase: str, message: str) -> None: ...
+
+    def line(self, message: str) -> None: ...
+
+
+class NullProgress:
+    """Reports nowhere (tools and tests that only look at the journal)."""
+
+    def node(self, node: str, phase: str, message: str) -> None:
         pass
 
-    def line(self, message: str) -> None:  # pragma: no cover - interface
+    def line(self, message: str) -> None:
         pass
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rollout.executor.engine import CrashPoints, Engine, Progress
+from rollout.executor.engine import CrashPoints, Engine, NullProgress
 from rollout.executor.ports import StepContext
 from rollout.executor.resume import PLAN_NODE, pending_plan, plan_note, unfinished_operations
 from rollout.journal import Journal
@@ -109,7 +109,7 @@ def main(state_dir: str) -> int:
     journal.note(run.run_id, PLAN_NODE, "plan", "accepted",
                  plan_note((a.node, a.kind.value, a.reason) for a in actions if a.kind.value != "none"))
     engine = Engine(region=region, actions=actions, runner=FakeSteps(World(state)), ceph=Clean(), journal=journal,
-                    run_id=run.run_id, progress=Progress(), unfinished=unfinished, poll=0.01,
+                    run_id=run.run_id, progress=NullProgress(), unfinished=unfinished, poll=0.01,
                     crash=CrashPoints.from_env())
     outcome = engine.run()
     journal.end_run(run.run_id, "ok" if outcome.complete else "partial")
