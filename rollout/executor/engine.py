@@ -37,6 +37,7 @@ from rollout.executor.ports import (
     RESCUES,
     SLOT_RELEASE_STEPS,
     CephGate,
+    Interrupted,
     StepContext,
     StepRunner,
 )
@@ -45,10 +46,6 @@ from rollout.journal import Journal
 from rollout.model.plan import Action, ActionKind
 from rollout.model.region import Region
 from rollout.planner.scheduler import NodeState, Scheduler, Snapshot, Stage, Status, WorkItem
-
-
-class Interrupted(Exception):
-    """The operator stopped the run; the node's operation resumes next time."""
 
 
 @dataclass

@@ -18,6 +18,12 @@ from typing import Protocol
 from rollout.model.plan import Action
 from rollout.model.region import Node
 
+
+class Interrupted(Exception):
+    """The operator stopped the run (Ctrl-C) while a step was waiting: not a failure of the node. The engine
+    runs the node's rescues and journals the operation `interrupted`; `rollout apply` resumes it."""
+
+
 # Steps that leave something behind that a failure must undo, and the rescue that undoes it.
 RESCUES: dict[str, str] = {"storage-fence": "storage-unfence", "cordon-drain": "uncordon"}
 # Steps before the storage gate: the node is being prepared, its OSDs are still up.

@@ -23,7 +23,7 @@ from rollout.backends.ceph import CephAdmin
 from rollout.backends.redfish import RedfishBmc
 from rollout.backends.ssh import host_key_fingerprint, wait_for_host_key_change
 from rollout.errors import PermanentError, TransientError
-from rollout.executor.ports import StepContext
+from rollout.executor.ports import Interrupted, StepContext
 from rollout.model.region import Node, Region
 
 PACKAGE_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
@@ -109,6 +109,8 @@ class AnsibleSteps:
         self.ansible.forget_host_keys([node.name, node.address])
         timeout = float(self.region.policy.timeouts.reprovision)
         new = wait_for_host_key_change(node.address, marker, timeout=timeout, poll=self.ssh_poll, stop=ctx.stop)
+        if new is None and ctx.stop.is_set():
+            raise Interrupted(f"stopped while {node.name} re-installs (issued; the resume waits for it)")
         if new is None:
             raise PermanentError(
                 f"{node.name} did not come back from the re-install within {int(timeout)} s "
@@ -145,6 +147,8 @@ class AnsibleSteps:
 
     def reinstall_happened(self, ctx: StepContext, marker: str, *, wait: float) -> bool:
         new = wait_for_host_key_change(ctx.node.address, marker, timeout=wait, poll=self.ssh_poll, stop=ctx.stop)
+        if new is None and ctx.stop.is_set():
+            raise Interrupted(f"stopped while waiting for {ctx.node.name}'s re-install to show")
         if new is None:
             return False
         self.ansible.forget_host_keys([ctx.node.name, ctx.node.address])
@@ -181,6 +185,8 @@ class AnsibleSteps:
             except TransientError as exc:
                 last = exc.message
             time.sleep(self.ssh_poll)
+        if ctx.stop.is_set():
+            raise Interrupted(f"stopped while waiting for SSH on {ctx.node.name}")
         raise TransientError(f"{ctx.node.name}: SSH did not come up: {last}")
 
 

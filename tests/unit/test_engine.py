@@ -14,7 +14,7 @@ import pytest
 
 from rollout.errors import PermanentError
 from rollout.executor.engine import Engine, Progress
-from rollout.executor.ports import StepContext
+from rollout.executor.ports import Interrupted, StepContext
 from rollout.executor.resume import operation_header, quarantined_operations, unfinished_operations
 from rollout.journal import Journal
 from rollout.model import ActionKind, Policy
@@ -264,3 +264,32 @@ def test_quarantined_operation_remembers_whether_the_reinstall_was_issued(
     journal.note(run.run_id, bad, "operation", "started", operation_header("configure", ["configure"], "x"))
     journal.note(run.run_id, bad, "operation", "done")
     assert quarantined_operations(journal.transitions()) == {}
+
+
+class StoppedWhileWaiting(FakeRunner):
+    """Ctrl-C arrives while `reprovision` waits for the node (after the BMC accepted the re-install)."""
+
+    def __init__(self, region: Region, stop: threading.Event) -> None:
+        super().__init__(region)
+        self.stop = stop
+
+    def run(self, step: str, ctx: StepContext) -> str:
+        summary = super().run(step, ctx)
+        if step == "reprovision":
+            self.stop.set()
+            raise Interrupted("stopped while the node re-installs")
+        return summary
+
+
+def test_ctrl_c_during_a_wait_interrupts_rescues_and_resumes_without_quarantine(tmp_path: Path) -> None:
+    region = make_region(racks=1, per_rack=1, policy=Policy(max_unavailable=1, max_failures=1,
+                                                             provisioning_concurrency=1))
+    stop = threading.Event()
+    runner = StoppedWhileWaiting(region, stop)
+    outcome, journal = run_engine(tmp_path, region, reimage_all(region), runner, stop=stop)
+    node = region.nodes[0].name
+    assert outcome.interrupted and not outcome.quarantined, outcome
+    assert (node, "storage-fence") in runner.rescues  # noout unset
+    assert quarantined_operations(journal.transitions()) == {}
+    pending = unfinished_operations(journal.transitions())[node]
+    assert pending.reinstall_issued  # the resume waits for the re-install instead of issuing another
