@@ -17,6 +17,7 @@ Invariants:
 - after an install from Pxe/Cd the boot override is reset to Hdd through Redfish: the emulator
   always reports `BootSourceOverrideEnabled: Continuous`, and the lab emulates "Once" so that a
   later power cycle boots the installed OS instead of re-installing again;
+- a node with a `dead` fault file (`<state>/faults/<node>`) stays off on power-on (see `_dead`);
 - each re-install appends one record to reinstalls.jsonl and updates the lab's known_hosts with
   the new host key before the record is written.
 """
@@ -61,7 +62,8 @@ class Provisioner:
         self.done: set[tuple[tuple[str, str, float], str]] = set()  # (pending request, kind)
         self.locks = {name: threading.Lock() for name in self.nodes}
         self.known_hosts_lock = threading.Lock()
-        self.counters = {"notifications": 0, "reinstalls": 0, "power_on": 0, "power_off": 0, "errors": 0}
+        self.counters = {"notifications": 0, "reinstalls": 0, "power_on": 0, "power_off": 0, "errors": 0,
+                         "dead": 0}
         self.mu = threading.Lock()
 
     # --- event intake (HTTP thread) ---------------------------------------------------------
@@ -95,6 +97,11 @@ class Provisioner:
                     log.info("Power off host=%s", node.name)
                     nodes.stop(node)
                     self._count("power_off")
+                elif self._dead(node):
+                    log.warning("Power on ignored host=%s: fault `dead` injected (%s)", node.name,
+                                self.paths.root / "faults" / node.name)
+                    nodes.stop(node, timeout=5)
+                    self._count("dead")
                 else:
                     reinstall, source = boot_source(self.latest.get(node.name, {}))
                     if reinstall:
@@ -108,6 +115,14 @@ class Provisioner:
         except Exception:
             self._count("errors")
             log.exception("Action failed host=%s step=%s", node.name, intent.kind)
+
+    def _dead(self, node: LabNode) -> bool:
+        """Fault injection for tests and drills: `<state>/faults/<node>` containing `dead` makes the
+        machine stay dark on every power-on (a board that no longer POSTs) until the file is removed."""
+        try:
+            return (self.paths.root / "faults" / node.name).read_text().strip() == "dead"
+        except OSError:
+            return False
 
     def _reinstall(self, node: LabNode, source: str) -> None:
         log.info("Re-install host=%s boot_source=%s", node.name, source)

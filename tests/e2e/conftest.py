@@ -45,6 +45,20 @@ class Lab:
                     counts[node] = counts.get(node, 0) + 1
         return counts
 
+    def secret_leaks(self, secrets: list[str]) -> list[tuple[str, str]]:
+        """(where, first 4 chars) for every secret found in the region's journal or run artifacts."""
+        import sqlite3
+
+        state = self.state / "lab"
+        con = sqlite3.connect(f"file:{state / 'journal.sqlite'}?mode=ro", uri=True)
+        dump = "\n".join(con.iterdump())
+        con.close()
+        assert "reprovision" in dump  # the journal really holds runs
+        leaks = [("journal", s[:4]) for s in secrets if s in dump]
+        files = [p for p in (state / "runs").rglob("*") if p.is_file()]
+        assert files
+        return leaks + [(str(p), s[:4]) for p in files for s in secrets if s.encode() in p.read_bytes()]
+
     def ceph(self, *args: str) -> object:
         out = subprocess.run(["podman", "exec", "rollout-lab-ceph", "ceph", *args, "-f", "json"],
                              capture_output=True, text=True, check=True, timeout=60,
