@@ -102,6 +102,8 @@ def _decide(
             return ActionKind.REIMAGE, (
                 f"node configuration changed ({have} -> {want}); CAPI nodes are immutable, replace in place"
             )
+        if obs.config_revision is None:
+            return ActionKind.CONFIGURE, f"never configured by rollout (no applied-revision marker): to {want}"
         return ActionKind.CONFIGURE, f"node configuration changed ({have} -> {want})"
     if desired is Method.CAPI and obs.node_ready is False:
         return ActionKind.REIMAGE, "CAPI node not Ready: replace it in place"
