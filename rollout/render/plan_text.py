@@ -30,8 +30,10 @@ def blast_radius(plan: Plan, region: Region) -> list[str]:
         f"Region {plan.region}: {len(region.nodes)} nodes in {len(region.failure_domains)} failure domains "
         f"({region.failure_domain_level}); desired method: {plan.desired_method}",
         f"Observed state: {', '.join(plan.observation_sources) or 'unknown'} (digest {plan.observation_digest})",
-        f"Blast radius: {len(changes)} node(s) change, {len(disruptive)} taken out of service "
-        f"(OS disk rewritten; {osds} OSD(s) fenced with noout, OSD disks never written)",
+        (f"Blast radius: {len(changes)} node(s) change, {len(disruptive)} taken out of service "
+         f"(OS disk rewritten; {osds} OSD(s) fenced with noout, OSD disks never written)" if disruptive else
+         f"Blast radius: {len(changes)} node(s) change, none taken out of service" if changes else
+         "Blast radius: none (no changes)"),
         f"Safety: at most {plan.max_in_flight} node(s) and {policy.max_failure_domains_down} "
         f"{region.failure_domain_level} disrupted at once; provisioning concurrency "
         f"{policy.provisioning_concurrency}; halt after {policy.max_failures} failure(s)",

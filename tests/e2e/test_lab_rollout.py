@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -73,6 +74,10 @@ def test_reimage_one_node_keeps_osds_and_chassis(lab: Lab) -> None:
     before = lab.reinstalls().get(node, 0)
     proc = rollout("reimage", node, "--region", "lab", "--yes", "--reason", "e2e test")
     assert proc.returncode == 0, proc.stderr[-4000:]
+    # The good output docs/oncall.md page 2 quotes.
+    assert re.search(r"Run \S+ in \d+m\d\ds: 1 done, 0 quarantined, 0 not started; artifacts: ", proc.stderr)
+    assert proc.stderr.rstrip().endswith(
+        "All nodes done.\nNext: rollout plan --region lab   (should now show no changes)"), proc.stderr[-800:]
     assert lab.reinstalls().get(node, 0) == before + 1  # re-installed exactly once
     assert _osd_ids_by_host(lab)[node] == before_osds  # the same OSD ids, re-activated
     assert set(before_osds) <= _osds_up(lab)
@@ -81,6 +86,8 @@ def test_reimage_one_node_keeps_osds_and_chassis(lab: Lab) -> None:
     assert _noout_groups(lab) == []
     hist = rollout("history", "--region", "lab", "--node", node, check=True)
     assert "e2e test" in hist.stderr
+    after = rollout("plan", "--region", "lab", check=True)  # observes live: the re-imaged node is up to date
+    assert "Observation: live" in after.stderr and "Plan: no changes" in after.stderr, after.stderr
 
 
 def test_no_secret_in_journal_or_artifacts(lab: Lab) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -59,10 +60,11 @@ def _install_sigint(stop: threading.Event, con: Console) -> object:
     return signal.signal(signal.SIGINT, handler)
 
 
-def _report(con: Console, outcome: Outcome, region: str, artifacts: Path) -> int:
+def _report(con: Console, outcome: Outcome, region: str, artifacts: Path, seconds: float | None = None) -> int:
     for node, why in outcome.quarantined:
         con.error(f"{node}: {why}")
-    con.say(f"Run {outcome.run_id}: {len(outcome.done)} done, {len(outcome.quarantined)} quarantined, "
+    took = f" in {int(seconds // 60)}m{int(seconds % 60):02d}s" if seconds is not None else ""
+    con.say(f"Run {outcome.run_id}{took}: {len(outcome.done)} done, {len(outcome.quarantined)} quarantined, "
             f"{len(outcome.not_started)} not started; artifacts: {artifacts}")
     if outcome.interrupted:
         con.next_command(f"rollout apply --region {region}   (resumes where this run stopped)")
@@ -111,6 +113,7 @@ def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: 
         names = [a.node for a in plan.changes]
         progress = (LiveProgress(con.err, names) if con.err.is_terminal and output == "text"
                     else PlainProgress(con.err))
+        started = time.monotonic()
         try:
             try:
                 outcome = session.execute(plan, unfinished, progress, stop)
@@ -130,7 +133,7 @@ def _run(ctx: typer.Context, request: ApplyRequest, *, yes: bool, confirm_word: 
                                  "not_started": list(outcome.not_started), "halted": outcome.halted,
                                  "interrupted": outcome.interrupted, "stalled": outcome.stalled,
                                  "nothing_to_do": False}, indent=2) + "\n")
-        return _report(con, outcome, request.region, session.artifacts)
+        return _report(con, outcome, request.region, session.artifacts, time.monotonic() - started)
 
 
 def apply(
