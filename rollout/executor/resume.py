@@ -95,6 +95,11 @@ def quarantined(transitions: Iterable[Transition]) -> dict[str, str]:
     return out
 
 
+# Notes that say a re-install was accepted: the BMC's PXE/virtual-media boot (Ansible path) or the Machine's
+# delete that makes CAPI re-create it on the same host (CAPI path).
+REINSTALL_NOTES = frozenset({"reprovision", "replace-machine"})
+
+
 @dataclass(frozen=True)
 class QuarantinedOperation:
     node: str
@@ -118,7 +123,7 @@ def quarantined_operations(transitions: Iterable[Transition]) -> dict[str, Quara
             except (json.JSONDecodeError, AttributeError):
                 action = ""
             current[t.node] = (t.run_id, action, False)
-        elif t.step == "reprovision" and t.status == "issued" and t.node in current:
+        elif t.step in REINSTALL_NOTES and t.status == "issued" and t.node in current:
             run_id, action, _ = current[t.node]
             current[t.node] = (run_id, action, True)
         elif t.step == "operation" and t.status == "quarantined" and t.node in current:
