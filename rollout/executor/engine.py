@@ -400,7 +400,7 @@ class Engine:
                 if step in SLOT_RELEASE_STEPS:
                     self.events.put(WorkerEvent(name, "stage", Stage.RETURNING))
         except Interrupted as exc:
-            self._rescue(job, ctx)
+            self._rescue(job, ctx, in_flight=next((s for s in steps if s not in job.done), None))
             self.journal.note(self.run_id, name, "operation", "interrupted", str(exc))
             self.events.put(WorkerEvent(name, "interrupted", message=str(exc)))
             return
@@ -409,7 +409,7 @@ class Engine:
             message = self.journal.redact(message)
             failed_step = next((s for s in steps if s not in job.done), "?")
             self.journal.note(self.run_id, name, failed_step, "failed", message)
-            rescued = self._rescue(job, ctx)
+            rescued = self._rescue(job, ctx, in_flight=failed_step)
             why = f"{failed_step} failed: {message}" + (f" (rescued: {rescued})" if rescued else "")
             self.journal.note(self.run_id, name, "operation", "quarantined", why)
             self.events.put(WorkerEvent(name, "failed", message=why))
@@ -420,12 +420,14 @@ class Engine:
         self.journal.note(self.run_id, name, "operation", "done", job.action.kind.value)
         self.events.put(WorkerEvent(name, "done", message=f"{job.action.kind.value} done"))
 
-    def _rescue(self, job: Job, ctx: StepContext) -> str:
-        """Undo what completed steps left behind, newest first; never raises."""
+    def _rescue(self, job: Job, ctx: StepContext, in_flight: str | None = None) -> str:
+        """Undo what completed steps left behind, newest first; never raises. The step that failed (or was
+        interrupted) is rescued too: it may have done half its work (a drain cordons, then times out), and
+        rescues are idempotent (ports.py)."""
         taken: list[str] = []
         for step in reversed(job.steps):
             rescue = RESCUES.get(step)
-            if rescue is None or step not in job.done or rescue in job.done:
+            if rescue is None or (step not in job.done and step != in_flight) or rescue in job.done:
                 continue
             intent = self.journal.intent(self.run_id, job.action.node, rescue, "rescue")
             try:

@@ -293,3 +293,16 @@ def test_ctrl_c_during_a_wait_interrupts_rescues_and_resumes_without_quarantine(
     assert quarantined_operations(journal.transitions()) == {}
     pending = unfinished_operations(journal.transitions())[node]
     assert pending.reinstall_issued  # the resume waits for the re-install instead of issuing another
+
+
+def test_a_failing_step_with_a_rescue_is_rescued_itself(tmp_path: Path) -> None:
+    """A step may fail half-way (a drain cordons, then times out): its own rescue runs, not only those of
+    the steps before it."""
+    region = make_region(racks=2, per_rack=1, policy=Policy(max_unavailable=1, max_failures=2,
+                                                             provisioning_concurrency=1))
+    bad = region.nodes[0].name
+    runner = FakeRunner(region, fail={bad: "storage-fence"})
+    outcome, _ = run_engine(tmp_path, region, reimage_all(region), runner)
+    assert [n for n, _ in outcome.quarantined] == [bad]
+    assert (bad, "storage-fence") in runner.rescues and "rescued: storage-unfence" in outcome.quarantined[0][1]
+    assert bad not in runner.reinstalls
