@@ -428,6 +428,11 @@ class AnsibleCephRunner:
         return CommandResult(res.rc, res.stdout, res.stderr)
 
 
+def _no_such_bucket(res: CommandResult) -> bool:
+    """Ceph's EINVAL for a name that is no CRUSH bucket or OSD: such a name carries no flag to clear."""
+    return res.rc == 22 and "unable to parse osd id or crush node" in res.stderr
+
+
 @dataclass
 class CephAdmin:
     """The executor's Ceph operations. Every mutating call is idempotent (set/unset-group are)."""
@@ -450,10 +455,13 @@ class CephAdmin:
             raise CephParseError(f"`ceph {' '.join(args)}` printed invalid JSON: {exc}") from exc
         return res.rc, doc, res.stderr
 
-    def _plain(self, *args: str) -> None:
+    def _plain(self, *args: str, harmless: Callable[[CommandResult], bool] | None = None) -> None:
+        """Run a command without JSON output; a failure raises unless `harmless` says it means "nothing to do"."""
         self.history.append(tuple(args))
         res = self.runner(tuple(args), timeout=self.command_timeout)
-        if res.rc != 0:
+        if res.rc != 0 and harmless is not None and harmless(res):
+            LOG.info("`ceph %s` had nothing to do: %s", " ".join(args), res.stderr.strip()[:200])
+        elif res.rc != 0:
             raise PermanentError(f"`ceph {' '.join(args)}` failed with rc {res.rc}: {res.stderr.strip()[:200]}")
 
     # reads
@@ -503,15 +511,7 @@ class CephAdmin:
     def unset_noout(self, group: str) -> None:
         """Idempotent, also when `group` is no CRUSH bucket (any more, or yet: a host whose OSDs were never
         created): then it carries no flag, and Ceph's EINVAL for the name means exactly that."""
-        args = ("osd", "unset-group", "noout", group)
-        self.history.append(args)
-        res = self.runner(args, timeout=self.command_timeout)
-        if res.rc == 0:
-            return
-        if res.rc == 22 and "unable to parse osd id or crush node" in res.stderr:
-            LOG.info("noout not set on %s: no such CRUSH bucket or OSD", group)
-            return
-        raise PermanentError(f"`ceph {' '.join(args)}` failed with rc {res.rc}: {res.stderr.strip()[:200]}")
+        self._plain("osd", "unset-group", "noout", group, harmless=_no_such_bucket)
 
     # waits
     def wait_osds_up_and_clean(

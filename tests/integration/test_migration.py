@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +25,12 @@ import pytest
 from rollout.backends.kube import KubeBackend
 from rollout.observe.capi import collect_management
 from rollout.testing.capi_sim import CapiSimulator, Delays
-from rollout.testing.kubeapi import RunningEmulator, start_emulator
+from rollout.testing.kubeapi import RunningEmulator
 from tests.support.migration_driver import BUNDLE, World, backends, migration_region, observe
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CRASH = "t-r2-n1:wait-node-ready:before"  # second rack, BMH created and MD scaled, OSDs down
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[RunningEmulator]:
-    running = start_emulator()
-    yield running
-    running.stop()
-    assert running.emulator.internal_errors == []
 
 
 def drive(state: Path, url: str, ns: str, to: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
